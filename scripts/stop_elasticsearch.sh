@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Stop the Elasticsearch started by start_elasticsearch.sh on $RAY_ICMA_ES_PORT (default 9200).
+HOME_DIR="${RAY_ICMA_HOME:-$HOME/.cache/ray-icma}"
+PORT="${RAY_ICMA_ES_PORT:-9200}"
+pidf="$HOME_DIR/es-run-$PORT/es.pid"
+[ -f "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null && for _ in $(seq 1 30); do kill -0 "$(cat "$pidf")" 2>/dev/null || break; sleep 1; done
+rm -f "$pidf"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command (README command 2): installs what is missing, starts the real services
+# (Elasticsearch, a local multi-process Ray cluster), runs pytest, and stops what it started.
+# Under CI=true a service that does not come up fails the run instead of skipping its tests.
+#   bash scripts/test.sh                 # whole suite
+#   bash scripts/test.sh tests/retrieval -k bm25
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh || exit 1
+in_ci=0; case "${CI:-}" in 1|true|TRUE|yes) in_ci=1;; esac
+started_es=0; started_ray=0
+cleanup() {
+  [ $started_ray = 1 ] && .venv/bin/ray stop --force >/dev/null 2>&1
+  [ $started_es = 1 ] && bash scripts/stop_elasticsearch.sh
+}
+trap cleanup EXIT
+if [ -z "${RAY_ICMA_ES_URL:-}" ]; then
+  if url=$(bash scripts/start_elasticsearch.sh); then
+    export RAY_ICMA_ES_URL="$url"; started_es=1
+  elif [ $in_ci = 1 ]; then echo "FAIL: Elasticsearch did not start under CI" >&2; exit 1
+  else echo "warning: Elasticsearch did not start; its tests will skip" >&2; fi
+fi
+if [ -z "${RAY_ADDRESS:-}" ]; then
+  if addr=$(N_WORKERS="${N_WORKERS:-1}" bash scripts/start_ray_cluster.sh); then
+    export RAY_ADDRESS="$addr"; started_ray=1
+  elif [ $in_ci = 1 ]; then echo "FAIL: Ray cluster did not start under CI" >&2; exit 1
+  else echo "warning: Ray cluster did not start; Ray tests use a local ray.init()" >&2; fi
+fi
+echo "Elasticsearch: ${RAY_ICMA_ES_URL:-none}   Ray: ${RAY_ADDRESS:-local}"
+.venv/bin/python -m pytest "$@"
+rc=$?
+[ $rc = 5 ] && { echo "no tests collected" >&2; rc=1; }
+exit $rc
