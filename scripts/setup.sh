@@ -48,6 +48,16 @@ else
   log "venv up to date ($VENV)"
 fi
 
+# ---- Kubernetes schemas + kustomize (tests/cluster validates cluster/ offline) ----
+if [ "${SKIP_K8S:-0}" != 1 ] && command -v go >/dev/null; then
+  gobin="$(go env GOPATH)/bin"
+  modcache="$(go env GOMODCACHE)"
+  for mod in github.com/ray-project/kuberay/ray-operator@v1.5.0 github.com/elastic/cloud-on-k8s/v3@v3.5.0; do
+    [ -d "$modcache/$mod" ] || { log "go mod download $mod (CRD schemas)"; (cd /tmp && GOFLAGS=-mod=mod go mod download "$mod"); }
+  done
+  [ -x "$gobin/kustomize" ] || { log "go install kustomize v5.7.1"; (cd /tmp && GOFLAGS= go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1); }
+fi
+
 # ---- Elasticsearch ---------------------------------------------------------
 if [ "${SKIP_ES:-0}" != 1 ]; then
   "$ROOT/scripts/install_elasticsearch.sh"
