@@ -1,8 +1,162 @@
-"""`ray-icma contexts` (placeholder until its issue lands)."""
+"""`ray-icma contexts`: retrieve each query's top-k in-context examples once, store them in a
+JSONL file the training and generation stages read, and inspect that file."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+contexts_app = typer.Typer(
+    name="contexts",
+    help="Build and inspect in-context example lists (top-k similar pool items per query).",
+    no_args_is_help=True,
+)
+
+_RETRIEVER_HELP = (
+    "mol2cap: morgan (default) | topological (ICMA/MolReGPT's 'morgan') | gnn:<checkpoint.pth> | random; "
+    "cap2mol: bm25 (default, bm25s) | bm25-icma (rank_bm25, ICMA's tokenizer) | bm25-es:<url> | random"
+)
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _load(path: Path, what: str, validate_smiles: bool):
+    from rich.console import Console
+
+    from ray_icma.data import load_records
+    from ray_icma.data.problems import DataError
+
+    try:
+        result = load_records(path, validate_smiles=validate_smiles)
+    except DataError as exc:
+        _fail(f"cannot load {what}: {exc}")
+    if result.problems:
+        console = Console(stderr=True)
+        console.print(f"[yellow]{what}: skipped {len(result.problems)} bad row(s) of {path}[/yellow]", highlight=False)
+        for problem in result.problems[:5]:
+            console.print(f"  {problem}", highlight=False)
+        if len(result.problems) > 5:
+            console.print(f"  ... and {len(result.problems) - 5} more", highlight=False)
+    if not result.records:
+        _fail(f"{what} file {path} has no usable rows")
+    return result.records
+
+
+@contexts_app.command("build")
+def build(
+    task: str = typer.Option(..., "--task", help="mol2cap (retrieve by molecule) or cap2mol (retrieve by caption)."),
+    queries: Path = typer.Option(..., "--queries", help="Records that need examples (TSV CID/SMILES/description, JSONL or Parquet)."),
+    pool: Path = typer.Option(..., "--pool", help="Records examples are drawn from (the training split); may equal --queries."),
+    out: Path = typer.Option(..., "--out", help="JSONL file to write; a <out>.meta.json sidecar is written next to it."),
+    retriever: Optional[str] = typer.Option(None, "--retriever", help=_RETRIEVER_HELP),
+    k: int = typer.Option(10, "--k", min=1, help="Neighbours stored per query (ICMA picks its examples among the top 10)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random retriever."),
+) -> None:
+    """Retrieve the top-k pool items for every query and write them (a query never gets itself)."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ray_icma.jobs.contexts import build_contexts, parse_retriever
+
+    try:
+        spec = parse_retriever(task, retriever)
+    except ValueError as exc:
+        _fail(f"--task/--retriever: {exc}")
+    if spec.kind == "gnn" and not Path(spec.arg).is_file():
+        _fail(f"--retriever: GNN checkpoint {spec.arg} not found")
+    console = Console()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as bar:
+        step = bar.add_task("loading records", total=None)
+        # Query SMILES are not filtered here: a query RDKit rejects is kept and reported with
+        # an empty example list instead of vanishing from the evaluation.
+        query_records = _load(queries, "queries", validate_smiles=False)
+        pool_records = _load(pool, "pool", validate_smiles=True)
+        try:
+            table = build_contexts(
+                query_records,
+                pool_records,
+                task,
+                spec.name,
+                k=k,
+                out_path=out,
+                seed=seed,
+                queries_source=str(queries),
+                pool_source=str(pool),
+                progress=lambda message: bar.update(step, description=message),
+            )
+        except (ValueError, FileNotFoundError, ImportError, ConnectionError) as exc:
+            _fail(str(exc))
+    meta = table.meta
+    console.print(
+        f"[green]wrote[/green] {out} ({len(table)} queries, task {table.task}, retriever {table.retriever}, "
+        f"k={meta['k']}) in {meta['seconds']:.1f} s",
+        highlight=False,
+    )
+    full = sum(1 for ids, _ in table.values() if len(ids) == meta["k"])
+    console.print(f"  {full} queries with {meta['k']} neighbours, {meta['n_empty']} with none", highlight=False)
+    if meta["n_invalid_queries"]:
+        shown = ", ".join(meta["invalid_query_ids"][:10])
+        console.print(
+            f"[yellow]  {meta['n_invalid_queries']} query SMILES could not be used (no examples): {shown}"
+            f"{' ...' if meta['n_invalid_queries'] > 10 else ''}[/yellow]",
+            highlight=False,
+        )
+
+
+@contexts_app.command("show")
+def show(
+    file: Path = typer.Argument(..., help="A contexts JSONL file from `ray-icma contexts build`."),
+    query_id: str = typer.Option(..., "--id", help="The query's CID."),
+    pool: Optional[Path] = typer.Option(None, "--pool", help="Pool file to print the examples' texts (default: the one in the meta, if present)."),
+    n: Optional[int] = typer.Option(None, "--n", min=0, help="Also show the n examples a prompt would use, in prompt order."),
+    strategy: str = typer.Option("code", "--strategy", help="Example selection: code | probabilistic | top."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the probabilistic walk."),
+) -> None:
+    """Print a query's stored neighbours (and, with --n, the examples its prompt would get)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ray_icma.jobs.contexts import ContextsFileError, read_contexts
+
+    try:
+        table = read_contexts(file)
+    except ContextsFileError as exc:
+        _fail(str(exc))
+    if query_id not in table:
+        _fail(f"query {query_id!r} is not in {file} ({len(table)} queries)")
+    ids, scores = table[query_id]
+    pool_path = pool or (Path(table.meta["pool"]) if table.meta.get("pool") and Path(table.meta["pool"]).is_file() else None)
+    lookup = {}
+    if pool_path is not None:
+        lookup = {r.cid: (r.smiles, r.text) if table.task == "mol2cap" else (r.text, r.smiles) for r in _load(pool_path, "pool", validate_smiles=False)}
+
+    console = Console()
+    console.print(f"query {query_id}: task {table.task}, retriever {table.retriever}, {len(ids)} neighbours", highlight=False)
+    if query_id in table.invalid_query_ids:
+        console.print("[yellow]its SMILES could not be used: no examples[/yellow]")
+    grid = Table("rank", "pool id", "score", *(["example"] if lookup else []))
+    for rank, (cid, score) in enumerate(zip(ids, scores)):
+        text = [lookup.get(cid, ("?", "(not in pool file)"))[0][:100]] if lookup else []
+        grid.add_row(str(rank), cid, f"{score:.4f}", *text)
+    console.print(grid)
+    if n is not None:
+        if not lookup:
+            _fail("--n needs the pool's texts: pass --pool FILE")
+        try:
+            examples = table.examples(query_id, lookup, n, strategy=strategy, seed=seed)
+        except (ValueError, KeyError) as exc:
+            _fail(str(exc).strip("'\""))
+        console.print(f"\n{len(examples)} example(s) in prompt order ({strategy}, most similar last):", highlight=False)
+        for example in examples:
+            console.print(f"[bold]{example.id}[/bold] (score {example.score:.4f})\n  input:  {example.input}\n  output: {example.output}", highlight=False)
+
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's command(s) to the root app."""
+    """Attach `ray-icma contexts ...` to the root app."""
+    app.add_typer(contexts_app, name="contexts")

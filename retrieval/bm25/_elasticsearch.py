@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+import os
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -319,8 +320,6 @@ class ElasticsearchIndex(BM25Index):
 def _env_credentials() -> dict[str, Any]:
     """Credentials from the environment, as the cluster/ manifests provide them (ECK's Secret):
     RAY_ICMA_ES_USER + RAY_ICMA_ES_PASSWORD (basic auth), RAY_ICMA_ES_CA_CERTS (TLS CA bundle)."""
-    import os
-
     kwargs: dict[str, Any] = {}
     user, password = os.environ.get("RAY_ICMA_ES_USER"), os.environ.get("RAY_ICMA_ES_PASSWORD")
     if user and password:

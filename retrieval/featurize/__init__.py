@@ -1,1 +1,46 @@
-"""featurize."""
+"""Molecule featurization: graphs for the pretrained GNNs and fingerprints for similarity search."""
+from retrieval.featurize._fingerprints import (
+    FINGERPRINT_KINDS,
+    Fingerprints,
+    fingerprints,
+    morgan_fingerprints,
+    tanimoto,
+    tanimoto_rows,
+    topological_fingerprints,
+)
+from retrieval.featurize._graph import (
+    MASK_ATOM_INDEX,
+    MASK_BOND_INDEX,
+    NUM_ATOM_TYPE,
+    NUM_BOND_DIRECTION,
+    NUM_BOND_TYPE,
+    NUM_CHIRALITY_TAG,
+    SELF_LOOP_BOND_INDEX,
+    FeaturizationError,
+    GraphBatch,
+    mol_to_graph,
+    smiles_to_graph,
+    smiles_to_graphs,
+)
+
+__all__ = [
+    "FINGERPRINT_KINDS",
+    "FeaturizationError",
+    "Fingerprints",
+    "GraphBatch",
+    "MASK_ATOM_INDEX",
+    "MASK_BOND_INDEX",
+    "NUM_ATOM_TYPE",
+    "NUM_BOND_DIRECTION",
+    "NUM_BOND_TYPE",
+    "NUM_CHIRALITY_TAG",
+    "SELF_LOOP_BOND_INDEX",
+    "fingerprints",
+    "mol_to_graph",
+    "morgan_fingerprints",
+    "smiles_to_graph",
+    "smiles_to_graphs",
+    "tanimoto",
+    "tanimoto_rows",
+    "topological_fingerprints",
+]
