@@ -90,6 +90,7 @@ def build(
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Molecules per Ray Data batch / forward pass."),
     concurrency: int = typer.Option(2, "--concurrency", min=1, help="Encoder actors (one model copy each)."),
     gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="GPUs per actor (0 = CPU)."),
+    cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", min=0.0, help="CPUs reserved per actor (also its torch threads)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Embed every molecule of DATA on Ray and save a FAISS index in OUT."""
@@ -104,7 +105,8 @@ def build(
         with _progress(_count_inputs(data) if progress else None, progress) as advance:
             result = embed_molecules(
                 data, out, checkpoint=checkpoint, gnn_type=gnn_type, batch_size=batch_size,
-                concurrency=concurrency, num_gpus_per_actor=gpus_per_actor, index_kind=kind, progress=advance,
+                concurrency=concurrency, num_gpus_per_actor=gpus_per_actor, num_cpus_per_actor=cpus_per_actor,
+                index_kind=kind, progress=advance,
             )
     except errors as exc:
         _fail(str(exc))
@@ -119,6 +121,7 @@ def add(
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Molecules per Ray Data batch / forward pass."),
     concurrency: int = typer.Option(2, "--concurrency", min=1, help="Encoder actors."),
     gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="GPUs per actor (0 = CPU)."),
+    cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", min=0.0, help="CPUs reserved per actor (also its torch threads)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Embed new molecules and append them to an existing index (no rebuild)."""
@@ -129,7 +132,7 @@ def add(
         with _progress(_count_inputs(data) if progress else None, progress) as advance:
             result = add_molecules(
                 index, data, checkpoint=checkpoint, batch_size=batch_size, concurrency=concurrency,
-                num_gpus_per_actor=gpus_per_actor, progress=advance,
+                num_gpus_per_actor=gpus_per_actor, num_cpus_per_actor=cpus_per_actor, progress=advance,
             )
     except errors as exc:
         _fail(str(exc))

@@ -1,0 +1,184 @@
+"""Driver side: config -> ICL rows -> Ray Dataset -> TorchTrainer; run it and export the adapter."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ray_icma.train.config import TrainConfig, as_train_config
+
+__all__ = ["TrainResult", "build_train_rows", "build_trainer", "run_training", "read_loss_history"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run left behind.
+
+    Attributes:
+        checkpoint_path: the last Ray Train checkpoint (adapter + optimizer state + step).
+        adapter_dir: the exported peft adapter (``save_pretrained`` dir).
+        metrics: the last reported metrics (step, loss, lr, tokens/s, peak memory).
+        loss_history: one ``{"step", "epoch", "loss", "lr"}`` per optimizer step, resumed runs included.
+        merged_dir: the merged model dir when ``run.merge`` was set.
+    """
+
+    checkpoint_path: str
+    adapter_dir: str
+    metrics: dict
+    loss_history: list[dict] = field(default_factory=list)
+    merged_dir: str | None = None
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def build_train_rows(cfg: TrainConfig) -> list[dict]:
+    """The in-context training rows of a config: records (+ seeded sample) + contexts + prompts.
+
+    Raises:
+        ray_icma.data.DataError / ContextsFileError: unreadable inputs (messages name the file).
+        ValueError: no rows left.
+    """
+    from ray_icma.data import load_records
+    from ray_icma.prompts import build_icl_rows
+
+    data = cfg.data
+    loaded = load_records(data.train)
+    if loaded.problems:
+        log.warning("%s: skipped %d bad rows", data.train, len(loaded.problems))
+    queries = list(loaded.records)
+    pool = queries if data.pool in (None, data.train) else list(load_records(data.pool).records)
+    if data.max_rows is not None and data.max_rows < len(queries):
+        queries = random.Random(cfg.seed).sample(queries, data.max_rows)
+    contexts = None
+    if data.contexts and data.n_shot > 0:
+        from ray_icma.jobs.contexts import read_contexts
+
+        contexts = read_contexts(data.contexts)
+    rows = build_icl_rows(queries, pool, contexts, data.task, data.n_shot, strategy=data.strategy, start_pos=data.start_pos, seed=cfg.seed)
+    if not rows:
+        raise ValueError(f"{data.train} gave no training rows")
+    random.Random(cfg.seed).shuffle(rows)  # a fixed global order; epochs reshuffle locally with seed + epoch
+    return rows
+
+
+def build_trainer(cfg: TrainConfig | Mapping[str, Any], rows: list[dict] | None = None, *, fail_once_at_step: int | None = None) -> Any:
+    """A ``ray.train.torch.TorchTrainer`` for the config (call ``.fit()`` on it).
+
+    Args:
+        cfg: validated config or a plain dict.
+        rows: in-context rows to train on; default ``build_train_rows(cfg)``.
+        fail_once_at_step: fault-tolerance testing: the first attempt's workers raise right after
+            checkpointing this step; with ``run.max_failures >= 1`` Ray Train restarts them and
+            they resume from that checkpoint.
+    """
+    import ray.data
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from ray_icma.train.deepspeed_config import deepspeed_config
+    from ray_icma.train.lora_sft_loop import train_loop_per_worker
+
+    cfg = as_train_config(cfg)
+    rows = build_train_rows(cfg) if rows is None else rows
+    use_gpu = cfg.scaling.use_gpu
+    bf16 = use_gpu and cfg.model.dtype in ("auto", "bfloat16")
+    ds_config = (
+        deepspeed_config(cfg.zero_stage, cfg.optim.micro_batch_size, cfg.optim.gradient_accumulation_steps, cfg.optim.max_grad_norm, bf16)
+        if cfg.strategy == "deepspeed"
+        else None
+    )
+    storage = cfg.run.storage_path if _is_uri(cfg.run.storage_path) else str(Path(cfg.run.storage_path).resolve())
+    env = {} if use_gpu else {"DS_ACCELERATOR": "cpu"}
+    resume = cfg.run.resume_from
+    if resume and not _is_uri(resume):
+        resume = str(Path(resume).resolve())
+        if not Path(resume).is_dir():
+            raise FileNotFoundError(f"run.resume_from={cfg.run.resume_from}: no such checkpoint dir")
+    # Ray Data preserves row order so every worker reads the same global batches (see collate).
+    from ray.data import ExecutionOptions
+
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"train": cfg.model_dump(), "num_rows": len(rows), "deepspeed": ds_config, "fail_once_at_step": fail_once_at_step, "resume_from": resume},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cfg.scaling.cpus_per_worker}),
+        run_config=RunConfig(
+            name=cfg.run.name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=cfg.run.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
+            worker_runtime_env={"env_vars": env},
+        ),
+        datasets={"train": ray.data.from_items(rows)},
+        dataset_config=DataConfig(datasets_to_split=[], execution_options=ExecutionOptions(preserve_order=True)),
+    )
+
+
+def read_loss_history(checkpoint_dir: str | os.PathLike[str]) -> list[dict]:
+    """The per-step loss history stored in a checkpoint (``train_state.json``)."""
+    from ray_icma.train.lora_sft_loop import TRAIN_STATE_FILE
+
+    return json.loads((Path(checkpoint_dir) / TRAIN_STATE_FILE).read_text())["loss_history"]
+
+
+def _write_loss_files(history: list[dict], output_dir: Path) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "loss.json").write_text(json.dumps(history, indent=1))
+    with (output_dir / "loss.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["step", "epoch", "loss", "lr"])
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _ensure_ray() -> None:
+    import ray
+
+    if not ray.is_initialized():
+        address = os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=True) if address else ray.init(ignore_reinit_error=True)
+
+
+def run_training(cfg: TrainConfig | Mapping[str, Any], *, fail_once_at_step: int | None = None) -> TrainResult:
+    """Train, then export the adapter (and optionally a merged model) into ``run.output_dir``.
+
+    Connects to ``RAY_ADDRESS`` when set (else starts a local Ray). Resumes from the run dir's
+    latest checkpoint when ``storage_path/name`` already holds the run, or from ``run.resume_from``.
+    ``fail_once_at_step`` is passed to :func:`build_trainer` (fault-tolerance tests).
+
+    Raises:
+        RuntimeError: training failed (the message carries the worker's error).
+    """
+    from ray_icma.train.export import export_adapter, merge_adapter
+
+    cfg = as_train_config(cfg)
+    rows = build_train_rows(cfg)  # data errors surface before any cluster work
+    _ensure_ray()
+    result = build_trainer(cfg, rows, fail_once_at_step=fail_once_at_step).fit()
+    if getattr(result, "error", None):
+        raise RuntimeError(f"training run {cfg.run.name!r} failed: {result.error}") from result.error
+    if result.checkpoint is None:
+        raise RuntimeError(f"training run {cfg.run.name!r} finished without a checkpoint")
+    output_dir = Path(cfg.run.output_dir)
+    with result.checkpoint.as_directory() as ckpt_dir:
+        adapter_dir = export_adapter(ckpt_dir, output_dir / "adapter")
+        history = read_loss_history(ckpt_dir)
+    _write_loss_files(history, output_dir)
+    merged = None
+    if cfg.run.merge:
+        merged = merge_adapter(adapter_dir, output_dir / "merged", base_model=cfg.model.name, gguf_file=cfg.model.gguf_file)
+    return TrainResult(
+        checkpoint_path=result.checkpoint.path,
+        adapter_dir=str(adapter_dir),
+        metrics=dict(result.metrics or {}),
+        loss_history=history,
+        merged_dir=str(merged) if merged else None,
+    )
