@@ -167,6 +167,41 @@ def search(
         typer.echo(f"{query}\t{neighbours}")
 
 
+@index_app.command("captions")
+def captions(
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="Records file (TSV/JSONL/Parquet) whose captions to index."),
+    backend: str = typer.Option("bm25s", help="bm25s (embedded, saved to --out) or elasticsearch (server at --url)."),
+    out: Optional[Path] = typer.Option(None, help="Directory for the saved bm25s index (required for bm25s)."),
+    url: str = typer.Option("http://127.0.0.1:9200", envvar="RAY_ICMA_ES_URL", help="Elasticsearch URL."),
+    index_name: str = typer.Option("icma-captions", help="Elasticsearch alias; a rebuild swaps a fresh index in behind it."),
+) -> None:
+    """Index captions for BM25 (cap2mol retrieval). Elasticsearch rebuilds go into a new index and
+    swap the alias at the end, so a failed or re-run job never leaves duplicates or half an index."""
+    from ray_icma.data import load_records
+    from retrieval.bm25 import BM25BackendUnavailable, build_bm25_index
+
+    if backend not in {"bm25s", "elasticsearch"}:
+        _fail(f"--backend must be bm25s or elasticsearch, not {backend!r}")
+    if backend == "bm25s" and out is None:
+        _fail("--out DIR is required with --backend bm25s")
+    loaded = load_records(data, validate_smiles=False)
+    if loaded.problems:
+        typer.echo(loaded.summary(), err=True)
+    texts = [r.text for r in loaded.records]
+    ids = [r.cid for r in loaded.records]
+    try:
+        kwargs = {"url": url, "index_name": index_name} if backend == "elasticsearch" else {}
+        index = build_bm25_index(backend, **kwargs)
+        index.index(texts, ids=ids)
+    except BM25BackendUnavailable as exc:
+        _fail(str(exc))
+    if backend == "bm25s":
+        index.save(out)
+        typer.echo(f"indexed {len(ids)} captions -> {out}")
+    else:
+        typer.echo(f"indexed {len(ids)} captions -> {url} alias {index_name}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's command(s) to the root app."""
     app.add_typer(index_app, name="index")

@@ -83,3 +83,20 @@ def test_images_are_pinned_and_non_root():
         for doc in k8s_schemas.kustomize_build(CLUSTER / overlay):
             for image in re.findall(r"image: (\S+)", yaml.safe_dump(doc)):
                 assert ":" in image and not image.endswith(":latest"), image
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_training_job_entrypoints_name_valid_configs(overlay):
+    """A RayJob's `ray-icma train CONFIG key=value...` must validate, so a typo fails here, not on the GPUs."""
+    import shlex
+
+    from ray_icma.train import load_train_config
+
+    root = CLUSTER.parent
+    jobs = [d for d in k8s_schemas.kustomize_build(CLUSTER / overlay) if d["kind"] == "RayJob"]
+    trains = [shlex.split(j["spec"]["entrypoint"]) for j in jobs if "ray-icma train" in j["spec"]["entrypoint"]]
+    assert trains
+    for argv in trains:
+        config, overrides = argv[2], argv[3:]
+        cfg = load_train_config(root / config, overrides)
+        assert str(cfg.run.storage_path).startswith("/mnt/icma/")
