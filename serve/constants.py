@@ -1,0 +1,70 @@
+"""Default Serve options per deployment, and why. Merge order in the builder:
+these defaults < the class's get_deployment_options(cfg) < the config's deployment_options.
+
+Measured on the 2-core dev box (shared/README "Ray Serve on these 2 cores"): with Serve's default
+max_ongoing_requests=5, 20 clients through ingress -> handle -> bm25s collapsed to 22 req/s (p50
+0.9 s) because callers back off when every replica is "full"; with 64 the same app did 160 req/s.
+So every CPU-light stage admits many requests per replica and only the model is held tight.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "DEFAULT_INGRESS_OPTIONS",
+    "DEFAULT_RETRIEVER_OPTIONS",
+    "DEFAULT_RERANKER_OPTIONS",
+    "DEFAULT_GENERATOR_OPTIONS",
+    "BACKPRESSURE_RETRY_AFTER_S",
+]
+
+# Every 503 caused by a full queue carries this Retry-After (seconds).
+BACKPRESSURE_RETRY_AFTER_S = 1
+
+DEFAULT_INGRESS_OPTIONS: dict[str, Any] = {
+    # The ingress is async and mostly awaits other stages: 64 in flight per replica keeps the proxy
+    # from backing off (the 22 -> 160 req/s finding above).
+    "max_ongoing_requests": 64,
+    # Beyond 64 running + 64 waiting per replica, the proxy answers 503 + Retry-After at once instead
+    # of letting latency grow without bound: 64 is ~0.5 s of /v1/retrieve work at the measured ~130 req/s;
+    # a deeper queue only turned overload into multi-second latencies in the 2x-rate benchmark.
+    "max_queued_requests": 64,
+    "backpressure_config": {"status_code": 503, "retry_after_s": BACKPRESSURE_RETRY_AFTER_S},
+    # Scale out when a replica averages > 32 in flight: half its admission limit, so a burst has room.
+    "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 32},
+    "ray_actor_options": {"num_cpus": 0.5},
+    "graceful_shutdown_timeout_s": 20,  # rolling updates drain in-flight requests before stopping a replica
+}
+
+DEFAULT_RETRIEVER_OPTIONS: dict[str, Any] = {
+    # bm25s / fingerprint search over a small pool is ~1 ms of CPU: admitting 64 per replica costs
+    # nothing and avoids handle back-off; a slow ES is bounded by the ingress timeout instead.
+    "max_ongoing_requests": 64,
+    # Queued handle calls beyond this fail fast with BackPressureError -> 503 + Retry-After.
+    "max_queued_requests": 256,
+    "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 32},
+    "ray_actor_options": {"num_cpus": 0.5},
+    "graceful_shutdown_timeout_s": 20,
+}
+
+DEFAULT_RERANKER_OPTIONS: dict[str, Any] = {
+    # Microseconds of pure Python per call: one replica serves everything; never the bottleneck.
+    "max_ongoing_requests": 128,
+    "max_queued_requests": 512,
+    "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 64},
+    "ray_actor_options": {"num_cpus": 0.1},
+}
+
+DEFAULT_GENERATOR_OPTIONS: dict[str, Any] = {
+    # Overwritten by Generator.get_deployment_options from max_batch_size (2 batches in flight):
+    # more would only queue inside the replica where back-pressure cannot see it.
+    "max_ongoing_requests": 16,
+    # A generation takes 0.1-10 s; 64 waiting is already seconds of work, so past it the caller gets
+    # 503 + Retry-After rather than a timeout.
+    "max_queued_requests": 64,
+    "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 8},
+    "ray_actor_options": {"num_cpus": 1},
+    # Model replicas take long to start; give in-flight batches time to finish on rolling updates.
+    "graceful_shutdown_timeout_s": 60,
+    "health_check_period_s": 10,
+}

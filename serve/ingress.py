@@ -1,0 +1,396 @@
+"""The HTTP ingress (FastAPI): validates requests, calls retrieve -> re-rank -> generate through
+DeploymentHandles (or in-process objects when a stage is placed in the ingress), and turns every
+failure into a specific HTTP answer: 422 for bad input, 503 + Retry-After for a stage that is down
+or over its queue limit, 504 for a stage that timed out. Never a traceback.
+"""
+# No `from __future__ import annotations` here: @serve.ingress copies the class, and FastAPI must
+# resolve the route annotations (request models) as real objects, not strings.
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serve.api_models import (
+    Cap2MolBatchRequest,
+    Cap2MolBatchResponse,
+    Cap2MolRequest,
+    Cap2MolResponse,
+    ErrorResponse,
+    Example,
+    HealthResponse,
+    Mol2CapBatchRequest,
+    Mol2CapBatchResponse,
+    Mol2CapRequest,
+    Mol2CapResponse,
+    ReadyResponse,
+    RetrieveBatchRequest,
+    RetrieveBatchResponse,
+    RetrieveRequest,
+    RetrieveResponse,
+)
+from serve.configs import ICMAServingArgs
+from serve.errors import BadRequest, StageUnavailable
+
+__all__ = ["ICMAIngress", "app"]
+
+log = logging.getLogger("ray.serve")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+app = FastAPI(
+    title="ray-icma",
+    version="0.1.0",
+    description=(
+        "In-Context Molecule Adaptation: retrieve similar pool examples, re-rank them (random walk + sequence "
+        "reversal), and generate a caption (mol2cap) or a molecule (cap2mol) with a LoRA-tuned LLM."
+    ),
+)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body could not be read (not UTF-8 / not JSON at all)."},
+    501: {"model": ErrorResponse, "description": "This app was deployed without a generator."},
+    503: {"model": ErrorResponse, "description": "A stage is down or over its queue limit; retry after Retry-After s."},
+    504: {"model": ErrorResponse, "description": "A stage did not answer within the request timeout."},
+}
+
+
+class _HTTPFailure(Exception):
+    """Carries a ready HTTP answer from deep in a route to the exception handler."""
+
+    def __init__(self, status: int, detail: Any, retry_after: int | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.retry_after = status, detail, retry_after
+
+
+@app.exception_handler(_HTTPFailure)
+async def _http_failure(request: Request, exc: _HTTPFailure) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own HTTP errors, with a message that says what to fix for unreadable bodies."""
+    if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+        return JSONResponse({"detail": "the request body could not be parsed: send UTF-8 JSON"}, status_code=400)
+    return await http_exception_handler(request, exc)
+
+
+@app.exception_handler(Exception)
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Last line of defence: a bug answers a JSON 500 naming the request id, never a traceback."""
+    rid = _request_id(request)
+    log.error("request %s %s failed unexpectedly: %s: %s", rid, request.url.path, type(exc).__name__, exc, exc_info=exc)
+    return JSONResponse({"detail": f"internal error (request id {rid}); it was logged"}, status_code=500)
+
+
+def _request_id(request: Request) -> str:
+    """The request id: Serve's (the proxy adopts the caller's X-Request-ID, echoes it in the response
+    and writes it in every log line of the request), else the caller's header, else a fresh one.
+
+    Plain function, not an HTTP middleware: Starlette's BaseHTTPMiddleware costs ~1 ms a request here.
+    """
+    return _serve_request_id() or request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+
+
+def _serve_request_id() -> str | None:
+    try:
+        return serve.context._get_serve_request_context().request_id or None
+    except Exception:  # noqa: BLE001 - private API; a fresh id is fine
+        return None
+
+
+def _validation_422(field: str, message: str) -> _HTTPFailure:
+    """A 422 in FastAPI's own validation format, so every 422 of the API has one schema."""
+    return _HTTPFailure(422, [{"loc": ["body", field], "msg": message, "type": "value_error"}])
+
+
+async def _gather(coros: list) -> list:
+    """All items or the first failure (the others are cancelled: a batch answers as one)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        raise
+
+
+def _is_handle(target: Any) -> bool:
+    from ray.serve.handle import DeploymentHandle
+
+    return isinstance(target, DeploymentHandle)
+
+
+def _message(exc: BaseException) -> str:
+    """The original message, without Ray's RayTaskError wrapping and traceback."""
+    cause = getattr(exc, "cause", None)
+    base = cause if isinstance(cause, BaseException) else exc
+    return str(base.args[0]) if base.args else str(base)
+
+
+def _field_of(exc: BaseException) -> str:
+    text = _message(exc)
+    if "adapter" in text:
+        return "adapter"
+    if "strategy" in text:
+        return "strategy"
+    return "query"
+
+
+def _example(task: str, cand: dict[str, Any], rank: int) -> Example:
+    inp, out = (cand["smiles"], cand["text"]) if task == "mol2cap" else (cand["text"], cand["smiles"])
+    return Example(cid=str(cand["cid"]), input=inp, output=out, score=float(cand["score"]), rank=rank)
+
+
+def _canonical(smiles: str) -> str | None:
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    if not smiles:
+        return None
+    mol = Chem.MolFromSmiles(smiles)
+    return Chem.MolToSmiles(mol) if mol is not None else None
+
+
+class _Metrics:
+    """Ray Serve custom metrics (exported with Serve's own on the metrics port)."""
+
+    def __init__(self):
+        from ray.serve import metrics
+
+        self._latency = metrics.Histogram(
+            "icma_stage_latency_ms",
+            description="Latency of each ICMA stage seen from the ingress.",
+            boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000],
+            tag_keys=("stage",),
+        )
+        self._requests = metrics.Counter(
+            "icma_requests", description="ICMA API requests by route and outcome.", tag_keys=("route", "status")
+        )
+        self._route_latency = metrics.Histogram(
+            "icma_route_latency_ms",
+            description="End-to-end latency per route.",
+            boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000],
+            tag_keys=("route",),
+        )
+
+    def stage(self, stage: str, seconds: float) -> None:
+        self._latency.observe(1e3 * seconds, tags={"stage": stage})
+
+    def request(self, route: str, status: str, seconds: float) -> None:
+        self._requests.inc(tags={"route": route, "status": status})
+        self._route_latency.observe(1e3 * seconds, tags={"route": route})
+
+
+# Defined last on purpose: @serve.ingress copies the class when it is decorated, so every
+# module-level helper it uses must already exist at that point.
+@serve.ingress(app)
+class ICMAIngress:
+    """Routes of the ICMA API. Stages are DeploymentHandles, or plain objects when placed in-process."""
+
+    def __init__(self, config: dict, retriever: Any = None, reranker: Any = None, generator: Any = None):
+        self._cfg = ICMAServingArgs.model_validate(config)
+        ing = self._cfg.ingress
+        self._timeout = ing.request_timeout_s
+        self._retry_after = ing.retry_after_s
+        if retriever is None:  # placement "ingress": built by reconfigure() from this deployment's user_config
+            from serve.retriever_deployment import Retriever
+
+            retriever = Retriever()
+        if reranker is None:
+            from serve.reranker_deployment import Reranker
+
+            reranker = Reranker(self._cfg.reranker.model_dump(mode="json"))
+        self._retriever, self._reranker, self._generator = retriever, reranker, generator
+        # In-process stages are called inline when they never wait on I/O (embedded bm25s, fingerprints);
+        # Elasticsearch or a GNN encoder go to a thread so the event loop keeps serving.
+        rcfg = self._cfg.retriever
+        self._inline = rcfg.text.backend == "bm25s" and rcfg.molecule.kind != "gnn"
+        self._defaults = self._cfg.reranker
+        self._metrics = _Metrics()
+
+    @classmethod
+    def get_deployment_options(cls, cfg: ICMAServingArgs) -> dict[str, Any]:
+        """In-process stages run on the ingress's CPU, so it then asks for a whole core."""
+        in_process = cfg.retriever.placement == "ingress"
+        return {"ray_actor_options": {"num_cpus": 1 if in_process else 0.5}}
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Builds / hot-swaps an in-process retriever: the new index is built beside the old one."""
+        if "retriever" in user_config and not _is_handle(self._retriever):
+            self._retriever.reconfigure(user_config["retriever"])
+
+    # -- plumbing --------------------------------------------------------------------------
+    async def _call(self, stage: str, target: Any, method: str, *args: Any) -> Any:
+        """Call a stage (handle or local object), mapping its failures to HTTP answers."""
+        from ray.serve.exceptions import BackPressureError
+
+        try:
+            if _is_handle(target):
+                return await asyncio.wait_for(getattr(target, method).remote(*args), self._timeout)
+            if self._inline:  # in-process, CPU-only, sub-millisecond: a thread hop would cost more
+                return getattr(target, method)(*args)
+            return await asyncio.wait_for(asyncio.to_thread(getattr(target, method), *args), self._timeout)
+        except BadRequest as exc:
+            raise _validation_422(_field_of(exc), _message(exc)) from None
+        except StageUnavailable as exc:
+            raise _HTTPFailure(503, f"{stage}: {_message(exc)}", self._retry_after) from None
+        except BackPressureError as exc:
+            retry = exc.retry_after_s if exc.retry_after_s is not None else self._retry_after
+            raise _HTTPFailure(503, f"{stage} is over its queue limit ({exc.message}); retry later", int(max(1, retry))) from None
+        except (asyncio.TimeoutError, TimeoutError):
+            raise _HTTPFailure(504, f"{stage} did not answer within {self._timeout:.0f} s") from None
+        except Exception as exc:  # noqa: BLE001 - a crashed / unavailable replica
+            log.warning("stage %s failed: %s: %s", stage, type(exc).__name__, str(exc)[:500])
+            raise _HTTPFailure(
+                503, f"{stage} failed ({type(exc).__name__}); a replica may be restarting, retry later", self._retry_after
+            ) from None
+
+    async def _contexts(self, task: str, query: str, k: int | None, n_shot: int | None, strategy: str | None,
+                        seed: int | None, rid: str, timings: dict[str, float]) -> dict[str, Any]:
+        from retrieval.rerank import example_seed
+
+        n_shot = self._defaults.default_n_shot.get(task, 2) if n_shot is None else n_shot  # type: ignore[arg-type]
+        strategy = strategy or self._defaults.default_strategy
+        seed = example_seed(0, rid) if seed is None else seed
+        depth = max(k or 0, self._cfg.retriever.candidate_k)
+        t0 = time.perf_counter()
+        found = await self._call("retriever", self._retriever, "search", task, [query], depth)
+        t1 = time.perf_counter()
+        candidates = found["candidates"][0]
+        chosen = await self._call("reranker", self._reranker, "select", len(candidates), n_shot, strategy, seed)
+        t2 = time.perf_counter()
+        timings["retrieve"], timings["rerank"] = 1e3 * (t1 - t0), 1e3 * (t2 - t1)
+        self._metrics.stage("retrieve", t1 - t0)
+        self._metrics.stage("rerank", t2 - t1)
+        examples = [_example(task, candidates[i], i) for i in chosen]
+        return {
+            "index_version": found["index_version"],
+            "candidates": [_example(task, c, r) for r, c in enumerate(candidates[: k or len(candidates)])],
+            "examples": examples,
+            "n_shot": n_shot,
+            "strategy": strategy,
+            "seed": seed,
+        }
+
+    async def _generate(self, task: str, body: Any, query: str, rid: str, debug: bool) -> dict[str, Any]:
+        if self._generator is None:
+            raise _HTTPFailure(501, "this app was deployed without a generator (retrieval only); use /v1/retrieve")
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        ctx = await self._contexts(task, query, None, body.n_shot, body.strategy, body.seed, rid, timings)
+        pairs = [[e.input, e.output] for e in ctx["examples"]]
+        t0 = time.perf_counter()
+        out = await self._call("generator", self._generator, "generate", task, query, pairs, body.adapter, body.max_new_tokens)
+        timings["generate"] = 1e3 * (time.perf_counter() - t0)
+        timings["total"] = 1e3 * (time.perf_counter() - started)
+        self._metrics.stage("generate", timings["generate"] / 1e3)
+        ctx.pop("candidates")
+        return {
+            **ctx,
+            "request_id": rid,
+            "adapter": out["adapter"],
+            "adapters_version": out["adapters_version"],
+            "n_examples_in_prompt": out["n_examples_in_prompt"],
+            "answer": out["answer"],
+            "timings_ms": timings if debug else None,
+        }
+
+    async def _mol2cap(self, body: Mol2CapRequest, rid: str, debug: bool) -> Mol2CapResponse:
+        out = await self._generate("mol2cap", body, body.smiles, rid, debug)
+        return Mol2CapResponse(caption=out.pop("answer"), **out)
+
+    async def _cap2mol(self, body: Cap2MolRequest, rid: str, debug: bool) -> Cap2MolResponse:
+        out = await self._generate("cap2mol", body, body.caption, rid, debug)
+        smiles = out.pop("answer")
+        canonical = _canonical(smiles)
+        return Cap2MolResponse(smiles=smiles, valid=canonical is not None, canonical_smiles=canonical, **out)
+
+    async def _retrieve(self, body: RetrieveRequest, rid: str, debug: bool) -> RetrieveResponse:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        ctx = await self._contexts(body.task, body.query, body.k, body.n_shot, body.strategy, body.seed, rid, timings)
+        timings["total"] = 1e3 * (time.perf_counter() - started)
+        return RetrieveResponse(task=body.task, request_id=rid, timings_ms=timings if debug else None, **ctx)
+
+    # -- routes ----------------------------------------------------------------------------
+    @app.get("/healthz", response_model=HealthResponse, summary="Process is up")
+    async def healthz(self) -> HealthResponse:
+        return HealthResponse()
+
+    @app.get(
+        "/readyz",
+        response_model=ReadyResponse,
+        responses={503: {"model": ReadyResponse, "description": "Not ready (index/model loading or ES down)."}},
+        summary="Indexes and model loaded, Elasticsearch reachable when configured",
+    )
+    async def readyz(self) -> JSONResponse:
+        try:
+            retriever = await self._call("retriever", self._retriever, "status")
+        except _HTTPFailure as exc:
+            retriever = {"ready": False, "reason": str(exc.detail)}
+        generator = None
+        if self._generator is not None:
+            try:
+                generator = await self._call("generator", self._generator, "info")
+            except _HTTPFailure as exc:
+                generator = {"ready": False, "reason": str(exc.detail)}
+        ready = bool(retriever.get("ready")) and (generator is None or generator.get("ready", True) is not False)
+        body = ReadyResponse(ready=ready, retriever=retriever, generator=generator).model_dump()
+        headers = None if ready else {"Retry-After": str(self._retry_after)}
+        return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
+
+    @app.post("/v1/mol2cap", response_model=Mol2CapResponse, responses=_ERRORS, summary="Caption a molecule")
+    async def mol2cap(self, body: Mol2CapRequest, request: Request,
+                      debug: bool = Query(False, description="Add per-stage timings_ms.")) -> Mol2CapResponse:
+        return await self._timed("mol2cap", self._mol2cap(body, _request_id(request), debug))
+
+    @app.post("/v1/cap2mol", response_model=Cap2MolResponse, responses=_ERRORS, summary="Design a molecule from a caption")
+    async def cap2mol(self, body: Cap2MolRequest, request: Request,
+                      debug: bool = Query(False, description="Add per-stage timings_ms.")) -> Cap2MolResponse:
+        return await self._timed("cap2mol", self._cap2mol(body, _request_id(request), debug))
+
+    @app.post("/v1/retrieve", response_model=RetrieveResponse, responses=_ERRORS, summary="In-context examples only")
+    async def retrieve(self, body: RetrieveRequest, request: Request,
+                       debug: bool = Query(False, description="Add per-stage timings_ms.")) -> RetrieveResponse:
+        return await self._timed("retrieve", self._retrieve(body, _request_id(request), debug))
+
+    @app.post("/v1/mol2cap/batch", response_model=Mol2CapBatchResponse, responses=_ERRORS, summary="Caption molecules")
+    async def mol2cap_batch(self, body: Mol2CapBatchRequest, request: Request,
+                            debug: bool = Query(False, description="Add per-stage timings_ms.")) -> Mol2CapBatchResponse:
+        rid = _request_id(request)
+        items = [self._mol2cap(b, f"{rid}-{i}", debug) for i, b in enumerate(body.items)]
+        return Mol2CapBatchResponse(items=await self._timed("mol2cap_batch", _gather(items)))
+
+    @app.post("/v1/cap2mol/batch", response_model=Cap2MolBatchResponse, responses=_ERRORS, summary="Design molecules")
+    async def cap2mol_batch(self, body: Cap2MolBatchRequest, request: Request,
+                            debug: bool = Query(False, description="Add per-stage timings_ms.")) -> Cap2MolBatchResponse:
+        rid = _request_id(request)
+        items = [self._cap2mol(b, f"{rid}-{i}", debug) for i, b in enumerate(body.items)]
+        return Cap2MolBatchResponse(items=await self._timed("cap2mol_batch", _gather(items)))
+
+    @app.post("/v1/retrieve/batch", response_model=RetrieveBatchResponse, responses=_ERRORS, summary="Examples, batched")
+    async def retrieve_batch(self, body: RetrieveBatchRequest, request: Request,
+                             debug: bool = Query(False, description="Add per-stage timings_ms.")) -> RetrieveBatchResponse:
+        rid = _request_id(request)
+        items = [self._retrieve(b, f"{rid}-{i}", debug) for i, b in enumerate(body.items)]
+        return RetrieveBatchResponse(items=await self._timed("retrieve_batch", _gather(items)))
+
+    async def _timed(self, route: str, work) -> Any:
+        started = time.perf_counter()
+        status = "ok"
+        try:
+            return await work
+        except _HTTPFailure as exc:
+            status = str(exc.status)
+            raise
+        finally:
+            self._metrics.request(route, status, time.perf_counter() - started)

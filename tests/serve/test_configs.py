@@ -1,0 +1,120 @@
+"""Config validation, option merging and the CLI's --check: no Ray cluster needed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from serve.configs import ICMAServingArgs
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs" / "serve").glob("*.yaml"))
+
+
+def _args(**over) -> dict:
+    args = {"retriever": {"pool": {"path": "tests/assets/chebi20_validation_300.txt"}}}
+    args.update(over)
+    return args
+
+
+def test_import_serve_is_this_project_not_ray_serve():
+    import ray.serve
+
+    import serve
+
+    assert Path(serve.__file__).resolve().parent == ROOT / "serve"
+    assert ray.serve.__name__ == "ray.serve" and Path(ray.serve.__file__).parent != ROOT / "serve"
+    assert serve.__all__ == ["ICMAServingArgs", "build_icma_app"] and callable(serve.build_icma_app)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
+def test_shipped_configs_validate_and_plan(config):
+    from serve.builder import plan_deployments
+
+    data = yaml.safe_load(config.read_text())
+    assert data["proxy_location"] == "HeadOnly" and data["http_options"]["port"] != 8000
+    for app in data["applications"]:
+        assert app["import_path"] == "serve.builder:build_icma_app"
+        cfg = ICMAServingArgs.model_validate(app["args"])
+        assert Path(cfg.retriever.pool.path).is_file()  # relative paths resolve against the repo root
+        plan = plan_deployments(app["args"])
+        assert set(plan) == {"ICMAIngress", "Retriever", "Reranker", "Generator"}
+        for name, opts in plan.items():
+            assert opts["max_ongoing_requests"] > 5, name  # Serve's default of 5 collapses throughput here
+            assert "max_queued_requests" in opts and "autoscaling_config" in opts, name
+
+
+def test_every_field_is_described():
+    def walk(model, seen=set()):
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no description"
+            ann = field.annotation
+            for sub in getattr(ann, "__args__", ()) + (ann,):
+                if isinstance(sub, type) and hasattr(sub, "model_fields") and sub not in seen:
+                    seen.add(sub)
+                    walk(sub, seen)
+
+    walk(ICMAServingArgs)
+
+
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        ({"retriever": {"pool": {"path": "x"}, "text": {"backend": "elasticsearch"}}}, "url is required"),
+        ({"retriever": {"pool": {"path": "x"}, "text": {"backend": "solr"}}}, "bm25s"),
+        ({"retriever": {"pool": {"path": "x"}, "molecule": {"kind": "gnn"}}}, "encoder_path and faiss_dir"),
+        ({"retriever": {"pool": {"path": "x"}, "deployment_options": {"max_ongoing": 3}}}, "unknown deployment option"),
+        ({"generator": {"model": "m", "default_adapter": {"mol2cap": "a"}}}, "not in generator.adapters"),
+        ({"generator": {"model": "m", "max_batch_size": 0}}, "max_batch_size"),
+        ({"reranker": {"default_strategy": "best"}}, "default_strategy"),
+        ({"ingress": {"timeout": 3}}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_configs_say_what_to_change(over, message):
+    with pytest.raises(ValidationError, match=message):
+        ICMAServingArgs.model_validate(_args(**over))
+
+
+def test_merge_order_defaults_class_overrides():
+    from serve.builder import generator_options, merge_deployment_options
+    from serve.configs import GeneratorConfig
+
+    merged = merge_deployment_options(
+        {"max_ongoing_requests": 5, "ray_actor_options": {"num_cpus": 1, "memory": 1}},
+        {"ray_actor_options": {"num_cpus": 2}},
+        {"ray_actor_options": {"num_gpus": 1}, "num_replicas": 3},
+        {},
+    )
+    assert merged == {"max_ongoing_requests": 5, "ray_actor_options": {"num_cpus": 2, "memory": 1, "num_gpus": 1},
+                      "num_replicas": 3}
+    auto = merge_deployment_options({"autoscaling_config": {"max_replicas": 2}}, {"num_replicas": 1})
+    assert "autoscaling_config" not in auto
+    gen = generator_options(GeneratorConfig(model="tiny-random-llama", max_batch_size=16))
+    assert gen["max_ongoing_requests"] == 32  # the class sizes itself: two batches in flight
+    assert gen["autoscaling_config"]["target_ongoing_requests"] == 16
+    assert gen["user_config"]["max_batch_size"] == 16
+    user = generator_options(GeneratorConfig(model="m", deployment_options={"max_ongoing_requests": 3}))
+    assert user["max_ongoing_requests"] == 3  # the user's override wins
+
+
+def test_cli_check_prints_the_plan():
+    from ray_icma.cli.app import app
+
+    result = CliRunner().invoke(app, ["serve", str(ROOT / "configs/serve/icma_app.yaml"), "--check"])
+    assert result.exit_code == 0, result.output
+    assert '"Generator"' in result.output and '"max_queued_requests"' in result.output and "config OK" in result.output
+
+
+def test_cli_rejects_bad_configs(tmp_path):
+    from ray_icma.cli.app import app
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"applications": [{"name": "x", "import_path": "serve.builder:build_icma_app",
+                                                      "args": {"retriever": {"pool": {}}}}]}))
+    result = CliRunner().invoke(app, ["serve", str(bad), "--check"])
+    assert result.exit_code == 1 and "retriever.pool.path" in result.output and "Traceback" not in result.output
+    missing = CliRunner().invoke(app, ["serve", str(tmp_path / "nope.yaml")], env={"COLUMNS": "300"})
+    assert missing.exit_code != 0 and "does not exist" in missing.output
