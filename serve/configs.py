@@ -79,7 +79,10 @@ class TextRetrieverConfig(_Strict):
         default="bm25s", description="`bm25s`: embedded in the replica; `elasticsearch`: a live ES cluster at `url`."
     )
     tokenizer: str = Field(default="standard", description="Analyzer / tokenizer name passed to build_bm25_index.")
-    url: str | None = Field(default=None, description="Elasticsearch URL (backend=elasticsearch only).")
+    url: str | None = Field(
+        default_factory=lambda: os.environ.get("RAY_ICMA_ES_URL"),
+        description="Elasticsearch URL (backend=elasticsearch only); defaults to $RAY_ICMA_ES_URL, as the cluster/ pods set it.",
+    )
     index_name: str = Field(
         default="icma-serve-captions", description="Elasticsearch alias the replica (re)indexes the pool captions under."
     )

@@ -100,3 +100,24 @@ def test_training_job_entrypoints_name_valid_configs(overlay):
         config, overrides = argv[2], argv[3:]
         cfg = load_train_config(root / config, overrides)
         assert str(cfg.run.storage_path).startswith("/mnt/icma/")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rayservice_serve_config_is_a_valid_icma_app(overlay, monkeypatch):
+    """serveConfigV2 must pass Ray's own Serve schema and our ICMAServingArgs, as `serve deploy` would
+    on the head pod, whose environment comes from the icma-config ConfigMap."""
+    from ray.serve.schema import ServeDeploySchema
+
+    from serve.configs import ICMAServingArgs
+
+    docs = k8s_schemas.kustomize_build(CLUSTER / overlay)
+    for key, value in next(d for d in docs if d["kind"] == "ConfigMap")["data"].items():
+        monkeypatch.setenv(key, value)
+    service = next(d for d in docs if d["kind"] == "RayService")
+    config = yaml.safe_load(service["spec"]["serveConfigV2"])
+    ServeDeploySchema.model_validate(config)
+    (app,) = config["applications"]
+    assert app["import_path"] == "serve.builder:build_icma_app"
+    args = ICMAServingArgs.model_validate(app["args"])
+    assert args.retriever.text.backend == "elasticsearch"
+    assert args.generator is not None and set(args.generator.adapters) == {"mol2cap", "cap2mol"}

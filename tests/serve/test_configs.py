@@ -73,7 +73,8 @@ def test_every_field_is_described():
         ({"ingress": {"timeout": 3}}, "Extra inputs are not permitted"),
     ],
 )
-def test_bad_configs_say_what_to_change(over, message):
+def test_bad_configs_say_what_to_change(over, message, monkeypatch):
+    monkeypatch.delenv("RAY_ICMA_ES_URL", raising=False)  # else it supplies the Elasticsearch url
     with pytest.raises(ValidationError, match=message):
         ICMAServingArgs.model_validate(_args(**over))
 
@@ -118,3 +119,9 @@ def test_cli_rejects_bad_configs(tmp_path):
     assert result.exit_code == 1 and "retriever.pool.path" in result.output and "Traceback" not in result.output
     missing = CliRunner().invoke(app, ["serve", str(tmp_path / "nope.yaml")], env={"COLUMNS": "300"})
     assert missing.exit_code != 0 and "does not exist" in missing.output
+
+
+def test_elasticsearch_url_defaults_to_the_environment(monkeypatch):
+    monkeypatch.setenv("RAY_ICMA_ES_URL", "https://icma-es-es-http:9200")
+    args = ICMAServingArgs.model_validate(_args(retriever={"pool": {"path": "x"}, "text": {"backend": "elasticsearch"}}))
+    assert args.retriever.text.url == "https://icma-es-es-http:9200"
