@@ -17,6 +17,10 @@ CPUS="${RAY_NODE_CPUS:-2}"
 # `down` can find exactly this cluster's processes by that path.
 TMP="${RAY_ICMA_NETNS_TMP:-/tmp/ray-icma-netns}"
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV=0
+# Ray turns token auth on for a new head when ~/.ray/auth_token exists (any local `ray.init()`
+# may have written one) while `ray start --address` nodes may not send it: say which mode this
+# test cluster uses so every node agrees (a private bridge; set RAY_AUTH_MODE=token to test auth).
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
 
 node_up() {  # $1 = index (1..)
   local i=$1 ns="icma-n$1" ip="$NET.$(( $1 + 1 ))"
@@ -30,8 +34,12 @@ node_up() {  # $1 = index (1..)
     ip -n "$ns" route add default via "$NET.1"
   fi
   # Per-node temp dir (as on separate hosts: own logs, own log monitor); gloo/NCCL told to use the
-  # node's own interface, since the machine's hostname resolves to 127.0.0.1 in every namespace.
+  # node's own interface, since the machine's hostname resolves to 127.0.0.1 in every namespace;
+  # this cluster's own torch extension cache, so DeepSpeed's JIT-built CPU ops are compiled once
+  # for it (like ops baked into a node image) and not rebuilt under a restarted worker's feet
+  # when other processes on the machine rebuild the shared ~/.cache/torch_extensions.
   ip netns exec "$ns" env GLOO_SOCKET_IFNAME=eth0 NCCL_SOCKET_IFNAME=eth0 \
+    TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$TMP/torch_extensions}" \
     "$RAY" start --address "$HEAD" --node-ip-address "$ip" --num-cpus "$CPUS" \
     --temp-dir "$TMP/n$i" --object-store-memory 300000000 --disable-usage-stats >/dev/null
 }
