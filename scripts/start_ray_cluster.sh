@@ -10,6 +10,9 @@ N_WORKERS="${N_WORKERS:-1}"
 CPUS="${RAY_NODE_CPUS:-2}"
 ADDR="127.0.0.1:$PORT"
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV=0
+# A local test cluster on 127.0.0.1: no token auth, explicitly, so a stray ~/.ray/auth_token left by an
+# earlier ray.init() cannot turn it on for the head but not for the joining nodes.
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
 if "$RAY" status --address "$ADDR" >/dev/null 2>&1; then echo "$ADDR"; exit 0; fi
 "$RAY" start --head --node-ip-address 127.0.0.1 --port "$PORT" --num-cpus "$CPUS" \
   --dashboard-host 127.0.0.1 --include-dashboard=true --disable-usage-stats \

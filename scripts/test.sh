@@ -8,6 +8,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh || exit 1
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"   # same mode as the test clusters
 in_ci=0; case "${CI:-}" in 1|true|TRUE|yes) in_ci=1;; esac
 started_es=0; started_ray=0
 cleanup() {
