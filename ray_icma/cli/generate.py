@@ -91,7 +91,7 @@ def generate(
     except (ValueError, FileNotFoundError, OSError) as exc:
         _fail(str(exc))
     meta = json.loads(meta_path(out).read_text())
-    console = Console()
+    console = Console(soft_wrap=True)  # paths must stay copy-pasteable
     console.print(
         f"[green]wrote[/green] {out}: {meta['rows']} predictions, {meta['new_tokens']} new tokens in {meta['seconds']:.1f} s "
         f"({meta['tokens_per_second']} tok/s)", highlight=False,

@@ -44,7 +44,7 @@ def pipeline(
     for label, path in (("data.queries", cfg.data.queries), ("data.pool", cfg.data.pool)):
         if not Path(path).is_file():
             _fail(f"{label}: {path} not found (paths are relative to the current directory or the repo root)")
-    console = Console()
+    console = Console(soft_wrap=True)  # paths must stay copy-pasteable
     console.print(f"ray-icma pipeline: run [bold]{cfg.run.name}[/bold] -> {cfg.run_dir}/  (tasks {', '.join(cfg.tasks)}, model {cfg.model.name})", highlight=False)
     start = time.perf_counter()
     try:

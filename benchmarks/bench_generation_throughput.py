@@ -1,0 +1,82 @@
+"""Generation throughput: new tokens/s at batch size 1 vs batched (left padding), same prompts,
+same run, plus peak memory. Prompts are real 2-shot ICMA prompts over ChEBI-20 rows.
+
+    python benchmarks/bench_generation_throughput.py                       # SmolLM2-135M, 16 prompts
+    python benchmarks/bench_generation_throughput.py --model tiny-random-llama --prompts 8 --batch 8
+
+Prints one row per setting and the batched/batch-1 ratio. Greedy decoding; every prompt gets
+exactly --max-new-tokens tokens (EOS is suppressed) so both settings do the same work.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import Timer, peak_rss_mb  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _prompts(n: int, task: str) -> list[str]:
+    from ray_icma.data import load_records
+    from ray_icma.jobs.contexts import build_contexts
+    from ray_icma.prompts import build_icl_rows
+
+    queries = load_records(ROOT / "tests" / "assets" / "chebi20_test_200.txt").records[:n]
+    pool = load_records(ROOT / "tests" / "assets" / "chebi20_validation_300.txt").records
+    contexts = build_contexts(queries, pool, task, k=4)
+    return [row["prompt"] for row in build_icl_rows(queries, pool, contexts, task, 2)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--task", default="mol2cap", choices=["mol2cap", "cap2mol"])
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+
+    import torch
+
+    from ray_icma.generate import Generator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    prompts = _prompts(args.prompts, args.task)
+    with Timer() as load:
+        gen = Generator(args.model, device="cpu")
+    rss_after_load = peak_rss_mb()
+    # Same work in both settings: no early stop, exactly max_new_tokens per prompt.
+    gen.model.generation_config.min_new_tokens = args.max_new_tokens
+    gen.generate(prompts[:1], max_new_tokens=2)  # warm-up (allocations, kernels)
+    results = {}
+    for label, batch in (("batch 1", 1), (f"batch {args.batch}", args.batch)):
+        with Timer() as t:
+            outs = gen.generate_detailed(prompts, max_new_tokens=args.max_new_tokens, batch_size=batch)
+        tokens = sum(o.n_new_tokens for o in outs)
+        results[label] = {"batch_size": batch, "seconds": round(t.seconds, 3), "new_tokens": tokens,
+                          "tokens_per_s": round(tokens / t.seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1)}
+    base, batched = results["batch 1"], results[f"batch {args.batch}"]
+    mean_prompt = sum(len(gen.tokenizer(p)["input_ids"]) for p in prompts) / len(prompts)
+    print(f"model {args.model}, {len(prompts)} {args.task} 2-shot prompts (mean {mean_prompt:.0f} tokens), "
+          f"{args.max_new_tokens} new tokens each, torch threads {torch.get_num_threads()}, load {load.seconds:.1f} s, "
+          f"RSS after load {rss_after_load:.0f} MiB")
+    print(f"{'setting':<10} {'seconds':>9} {'tokens':>7} {'tok/s':>8} {'peak RSS MiB':>13}")
+    for label, r in results.items():
+        print(f"{label:<10} {r['seconds']:>9.2f} {r['new_tokens']:>7} {r['tokens_per_s']:>8.2f} {r['peak_rss_mb']:>13.0f}")
+    ratio = batched["tokens_per_s"] / base["tokens_per_s"] if base["tokens_per_s"] else float("nan")
+    print(f"batched / batch-1 throughput: {ratio:.2f}x")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results, "ratio": ratio, "mean_prompt_tokens": mean_prompt}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Ray Data batch generation on the real cluster: predictions file, order, invalid SMILES, bad rows."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("rdkit")
+
+from ray_icma.data import load_records  # noqa: E402
+from ray_icma.generate import generate_predictions, meta_path, read_icl_rows, smiles_is_valid  # noqa: E402
+from ray_icma.prompts import build_icl_rows  # noqa: E402
+
+pytestmark = pytest.mark.ray_cluster
+
+
+@pytest.fixture(scope="module")
+def records(chebi20_test_file, chebi20_pool_file):
+    queries = load_records(chebi20_test_file).records[:5]
+    pool = load_records(chebi20_pool_file).records
+    return queries, pool
+
+
+def _rows(task, records, n_shot=2):
+    from ray_icma.jobs.contexts import build_contexts
+
+    queries, pool = records
+    contexts = build_contexts(queries, pool, task, k=4)
+    return build_icl_rows(queries, pool, contexts, task, n_shot)
+
+
+def _read(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_smiles_is_valid_uses_rdkit():
+    assert smiles_is_valid("CCO") and smiles_is_valid("c1ccccc1")
+    assert not smiles_is_valid("C1CC") and not smiles_is_valid("") and not smiles_is_valid("not a molecule")
+
+
+def test_cap2mol_predictions_file_counts_invalid_smiles(ray_cluster, records, tmp_path):
+    rows = _rows("cap2mol", records)
+    # a row whose example is not an (input, output) pair: reported in 'error', not dropped
+    rows.append({**rows[0], "id": "bad-row", "examples": [["only one item"]]})
+    out = generate_predictions(rows, tmp_path / "cap2mol.jsonl", model="tiny-random-llama", batch_size=2, concurrency=1,
+                               max_new_tokens=6, progress=False)
+    got = _read(out)
+    assert [r["id"] for r in got] == [r["id"] for r in rows]  # every row, in input order
+    for row, src in zip(got, rows):
+        assert {"id", "task", "input", "reference", "prediction", "n_examples", "valid"} <= set(row)
+        assert row["task"] == "cap2mol" and row["input"] == src["input"] and row["reference"] == src["reference"]
+        assert row["valid"] == smiles_is_valid(row["prediction"])
+    bad = got[-1]
+    assert bad["error"].startswith("prompt:") and bad["prediction"] == ""
+    assert all(r["error"] == "" for r in got[:-1])
+    assert all(r["n_examples"] <= 2 for r in got)
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["rows"] == len(rows)
+    assert meta["invalid_smiles"] == sum(not r["valid"] for r in got) > 0  # counted, not dropped
+    assert meta["errors"] == 1
+
+    from ray_icma.evaluate import evaluate_file
+
+    result = evaluate_file(out)
+    assert result["task"] == "cap2mol" and result["rows"] == len(rows)
+
+
+def test_mol2cap_from_jsonl_rows_zero_shot(ray_cluster, records, tmp_path):
+    queries, pool = records
+    rows = build_icl_rows(queries, pool, None, "mol2cap", 0)
+    rows_file = tmp_path / "rows.jsonl"
+    rows_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_icl_rows(rows_file) == rows
+    out = generate_predictions(rows_file, tmp_path / "mol2cap.jsonl", model="tiny-random-llama", batch_size=4,
+                               concurrency=1, max_new_tokens=4, num_beams=2, progress=False)
+    got = _read(out)
+    assert [r["id"] for r in got] == [q.cid for q in queries]
+    assert all("valid" not in r and r["n_examples"] == 0 for r in got)
+    assert json.loads(meta_path(out).read_text())["num_beams"] == 2
+
+
+def test_rows_without_required_fields_are_rejected(records, tmp_path):
+    with pytest.raises(ValueError, match="lacks reference"):
+        generate_predictions([{"id": "1", "task": "mol2cap", "input": "CCO", "prompt": "x"}], tmp_path / "p.jsonl",
+                             model="tiny-random-llama", progress=False)
+
+
+def test_cli_generate_then_evaluate_reads_it(ray_cluster, chebi20_test_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from ray_icma.cli.app import app
+
+    out = tmp_path / "cli.jsonl"
+    result = CliRunner().invoke(app, ["generate", "--task", "cap2mol", "--queries", str(chebi20_test_file), "--model", "tiny-random-llama",
+                                      "--n-shot", "0", "--out", str(out), "--max-new-tokens", "4", "--limit", "2"])
+    assert result.exit_code == 0, result.output
+    assert "invalid SMILES" in result.output and f"ray-icma evaluate {out}" in result.output
+    assert len(_read(out)) == 2
+
+
+def test_cli_generate_errors_are_one_line(chebi20_test_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from ray_icma.cli.app import app
+
+    runner = CliRunner()
+    base = ["generate", "--queries", str(chebi20_test_file), "--out", str(tmp_path / "p.jsonl")]
+    bad_task = runner.invoke(app, base + ["--task", "translate"])
+    assert bad_task.exit_code == 1 and "--task must be one of" in bad_task.output
+    no_pool = runner.invoke(app, base + ["--task", "mol2cap", "--n-shot", "2"])
+    assert no_pool.exit_code == 1 and "--pool and --contexts" in no_pool.output
+    bad_adapter = runner.invoke(app, base + ["--task", "mol2cap", "--n-shot", "0", "--adapter", str(tmp_path)])
+    assert bad_adapter.exit_code == 1 and "adapter_config.json" in bad_adapter.output
+    assert all("Traceback" not in r.output for r in (bad_task, no_pool, bad_adapter))
