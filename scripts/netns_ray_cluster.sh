@@ -26,6 +26,7 @@ node_up() {  # $1 = index (1..)
   local i=$1 ns="icma-n$1" ip="$NET.$(( $1 + 1 ))"
   if ! ip netns list | grep -qw "$ns"; then
     ip netns add "$ns"
+    ip link del "veth-n$i" 2>/dev/null || true   # left over from a namespace deleted while busy
     ip link add "veth-n$i" type veth peer name eth0 netns "$ns"
     ip link set "veth-n$i" master "$BR" up
     ip -n "$ns" addr add "$ip/24" dev eth0
@@ -71,7 +72,11 @@ case "${1:-up}" in
   down)
     for ns in $(ip netns list | awk '/^icma-n/{print $1}'); do
       pids=$(ip netns pids "$ns" || true); [ -n "$pids" ] && kill -9 $pids || true
+      ip link del "veth-${ns#icma-}" 2>/dev/null || true   # the pair goes too; netns del alone is lazy
       ip netns del "$ns"
+    done
+    for link in $(ip -o link show | awk -F': ' '{print $2}' | grep -o '^veth-n[0-9]*' || true); do
+      ip link del "$link" 2>/dev/null || true
     done
     # the head: only the processes of this cluster (never `ray stop`, which would kill every cluster)
     # (only the processes whose command line names this cluster's own temp dir)

@@ -16,15 +16,19 @@ cleanup() {
   [ $started_es = 1 ] && bash scripts/stop_elasticsearch.sh
 }
 trap cleanup EXIT
+es_up() { curl -fsS -m 2 "http://127.0.0.1:${RAY_ICMA_ES_PORT:-9200}/_cluster/health" >/dev/null 2>&1; }
+ray_up() { .venv/bin/ray status --address "127.0.0.1:${RAY_ICMA_RAY_PORT:-6380}" >/dev/null 2>&1; }
 if [ -z "${RAY_ICMA_ES_URL:-}" ]; then
+  es_up && es_was_up=1 || es_was_up=0
   if url=$(bash scripts/start_elasticsearch.sh); then
-    export RAY_ICMA_ES_URL="$url"; started_es=1
+    export RAY_ICMA_ES_URL="$url"; [ $es_was_up = 1 ] || started_es=1
   elif [ $in_ci = 1 ]; then echo "FAIL: Elasticsearch did not start under CI" >&2; exit 1
   else echo "warning: Elasticsearch did not start; its tests will skip" >&2; fi
 fi
 if [ -z "${RAY_ADDRESS:-}" ]; then
+  ray_up && ray_was_up=1 || ray_was_up=0
   if addr=$(N_WORKERS="${N_WORKERS:-1}" bash scripts/start_ray_cluster.sh); then
-    export RAY_ADDRESS="$addr"; started_ray=1
+    export RAY_ADDRESS="$addr"; [ $ray_was_up = 1 ] || started_ray=1
   elif [ $in_ci = 1 ]; then echo "FAIL: Ray cluster did not start under CI" >&2; exit 1
   else echo "warning: Ray cluster did not start; Ray tests use a local ray.init()" >&2; fi
 fi

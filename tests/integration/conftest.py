@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,18 @@ def _capability_problem() -> str | None:
         return f"network namespaces are not allowed here: {made.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
+
+
+@contextmanager
+def without_ray_address():
+    """Ray's state API prefers $RAY_ADDRESS (the shared test cluster) over an explicit address=...;
+    hide it while talking to the netns cluster."""
+    saved = os.environ.pop("RAY_ADDRESS", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["RAY_ADDRESS"] = saved
 
 
 def _cluster_env() -> dict[str, str]:
@@ -113,7 +126,8 @@ class NetnsCluster:
     def alive_nodes(self) -> list:
         from ray.util.state import list_nodes
 
-        return [n for n in list_nodes(address=self.dashboard, detail=True) if n.state == "ALIVE"]
+        with without_ray_address():
+            return [n for n in list_nodes(address=self.dashboard, detail=True) if n.state == "ALIVE"]
 
     def wait_nodes(self, count: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -126,11 +140,19 @@ class NetnsCluster:
     def client(self):
         from ray.job_submission import JobSubmissionClient
 
-        return JobSubmissionClient(self.dashboard)
+        with without_ray_address():
+            return JobSubmissionClient(self.dashboard)
 
     def submit(self, args: list[str], *, submission_id: str | None = None) -> str:
         """Submit ``args`` (a command line) as a Ray job, like a RayJob's entrypoint."""
-        return self.client().submit_job(entrypoint=shlex.join(str(a) for a in args), submission_id=submission_id)
+        deadline = time.monotonic() + 90
+        while True:  # right after `up` the head's job agent may not be registered yet
+            try:
+                return self.client().submit_job(entrypoint=shlex.join(str(a) for a in args), submission_id=submission_id)
+            except RuntimeError as exc:
+                if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
 
     def wait(self, job_id: str, timeout: float = 420) -> JobRun:
         client = self.client()

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.integration.conftest import without_ray_address
+
 pytestmark = [pytest.mark.ray_cluster, pytest.mark.slow]
 
 
@@ -62,8 +64,9 @@ def test_index_build_job_on_netns_nodes(netns_cluster, ray_icma_bin, gnn_checkpo
 
     # The encoder actors ran on the netns worker nodes (the head has no CPUs).
     nodes = {n.node_id: n.node_ip for n in netns_cluster.alive_nodes()}
-    actors = [a for a in list_actors(address=netns_cluster.dashboard, detail=True, limit=1000)
-              if "EmbedBatches" in (a.class_name or "") and a.node_id]  # placed ones (a pool may leave one pending)
+    with without_ray_address():
+        listed = list_actors(address=netns_cluster.dashboard, detail=True, limit=1000)
+    actors = [a for a in listed if "EmbedBatches" in (a.class_name or "") and a.node_id]  # placed ones (a pool may leave one pending)
     assert actors, "no encoder actors recorded by the state API"
     actor_ips = {nodes.get(a.node_id) for a in actors}
     assert actor_ips <= {netns_cluster.node_ip(i) for i in range(1, netns_cluster.n_nodes + 1)}, actor_ips

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.integration.conftest import without_ray_address
+
 pytestmark = [pytest.mark.ray_cluster, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,8 +87,9 @@ def _job_args(python: Path, tmp: Path, name: str, node_cpus: int) -> list:
 def _train_workers(dashboard: str) -> set[str]:
     from ray.util.state import list_actors
 
-    return {a.actor_id for a in list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
-            if a.class_name == "RayTrainWorker"}
+    with without_ray_address():
+        listed = list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
+    return {a.actor_id for a in listed if a.class_name == "RayTrainWorker"}
 
 
 def _wait_new_workers(dashboard: str, old: set[str], timeout: float) -> float:
