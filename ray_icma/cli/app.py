@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from ray_icma.cli import contexts, data, evaluate, generate, index, pipeline, serve, train
+from importlib.metadata import entry_points
+
+from ray_icma.cli import contexts, data, evaluate, generate, index, pipeline, train
 
 app = typer.Typer(
     name="ray-icma",
@@ -18,8 +20,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (data, index, contexts, train, generate, evaluate, pipeline, serve):
+for module in (data, index, contexts, train, generate, evaluate, pipeline):
     module.register(app)
+
+# Commands of upper layers (`serve` registers `ray-icma serve`) arrive as plugins, so this package
+# never imports them: entry points in group "ray_icma.cli" name a `register(app)` function.
+for plugin in entry_points(group="ray_icma.cli"):
+    plugin.load()(app)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`ray-icma serve CONFIG`: run the ICMA Serve app(s) of a Serve config file on RAY_ADDRESS or locally.
+"""`ray-icma serve CONFIG` (registered by the `serve` package through the `ray_icma.cli` entry point,
+so `ray_icma` never imports `serve`): run the ICMA Serve app(s) of a Serve config file on RAY_ADDRESS or locally.
 
 The config is a plain Ray Serve config (the same file works with `serve run` / `serve deploy`);
 every application whose import_path is `serve.builder:build_icma_app` gets its `args` validated
