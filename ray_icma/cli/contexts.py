@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from ray_icma.cli._errors import fail as _fail
+
 contexts_app = typer.Typer(
     name="contexts",
     help="Build and inspect in-context example lists (top-k similar pool items per query).",
@@ -17,13 +19,6 @@ _RETRIEVER_HELP = (
     "mol2cap: morgan (default) | topological (ICMA/MolReGPT's 'morgan') | gnn:<checkpoint.pth> | random; "
     "cap2mol: bm25 (default, bm25s) | bm25-icma (rank_bm25, ICMA's tokenizer) | bm25-es:<url> | random"
 )
-
-
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def _load(path: Path, what: str, validate_smiles: bool):

@@ -10,17 +10,13 @@ from typing import Optional
 
 import typer
 
+from ray_icma.cli._errors import fail as _fail
+
 data_app = typer.Typer(
     name="data",
     help="Data sets: download ChEBI-20 / PubChem324k, inspect a file's problems, convert TSV to JSONL/Parquet.",
     no_args_is_help=True,
 )
-
-
-def _fail(message: str) -> None:
-    """Print one unwrapped error line on stderr and exit 1."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 @data_app.command("list")

@@ -10,12 +10,7 @@ from typing import List, Optional
 
 import typer
 
-
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
-    raise typer.Exit(1)
+from ray_icma.cli._errors import fail as _fail
 
 
 def evaluate(

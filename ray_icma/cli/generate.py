@@ -7,12 +7,7 @@ from typing import Optional
 
 import typer
 
-
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+from ray_icma.cli._errors import fail as _fail
 
 
 def _records(path: Path, what: str, validate_smiles: bool):

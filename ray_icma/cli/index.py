@@ -13,17 +13,13 @@ from typing import Iterator, Optional
 
 import typer
 
+from ray_icma.cli._errors import fail as _fail
+
 index_app = typer.Typer(
     name="index",
     help="Molecule embedding indexes: build one with a GNN checkpoint on Ray, add molecules, search it.",
     no_args_is_help=True,
 )
-
-
-def _fail(message: str) -> None:
-    """Print one unwrapped error line on stderr and exit 1."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 @contextmanager

@@ -6,12 +6,7 @@ from typing import List, Optional
 
 import typer
 
-
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+from ray_icma.cli._errors import fail as _fail
 
 
 def pipeline(

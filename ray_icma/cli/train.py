@@ -10,10 +10,7 @@ from typing import List, Optional
 
 import typer
 
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+from ray_icma.cli._errors import fail as _fail
 
 
 def train(
