@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ray_icma.cli._errors import fail as _fail
+from ray_icma.cli._records import load_records_or_fail
 
 contexts_app = typer.Typer(
     name="contexts",
@@ -19,28 +20,6 @@ _RETRIEVER_HELP = (
     "mol2cap: morgan (default) | topological (ICMA/MolReGPT's 'morgan') | gnn:<checkpoint.pth> | random; "
     "cap2mol: bm25 (default, bm25s) | bm25-icma (rank_bm25, ICMA's tokenizer) | bm25-es:<url> | random"
 )
-
-
-def _load(path: Path, what: str, validate_smiles: bool):
-    from rich.console import Console
-
-    from ray_icma.data import load_records
-    from ray_icma.data.problems import DataError
-
-    try:
-        result = load_records(path, validate_smiles=validate_smiles)
-    except DataError as exc:
-        _fail(f"cannot load {what}: {exc}")
-    if result.problems:
-        console = Console(stderr=True)
-        console.print(f"[yellow]{what}: skipped {len(result.problems)} bad row(s) of {path}[/yellow]", highlight=False)
-        for problem in result.problems[:5]:
-            console.print(f"  {problem}", highlight=False)
-        if len(result.problems) > 5:
-            console.print(f"  ... and {len(result.problems) - 5} more", highlight=False)
-    if not result.records:
-        _fail(f"{what} file {path} has no usable rows")
-    return result.records
 
 
 @contexts_app.command("build")
@@ -70,8 +49,8 @@ def build(
         step = bar.add_task("loading records", total=None)
         # Query SMILES are not filtered here: a query RDKit rejects is kept and reported with
         # an empty example list instead of vanishing from the evaluation.
-        query_records = _load(queries, "queries", validate_smiles=False)
-        pool_records = _load(pool, "pool", validate_smiles=True)
+        query_records = load_records_or_fail(queries, "queries", validate_smiles=False)
+        pool_records = load_records_or_fail(pool, "pool", validate_smiles=True)
         try:
             table = build_contexts(
                 query_records,
@@ -129,7 +108,7 @@ def show(
     pool_path = pool or (Path(table.meta["pool"]) if table.meta.get("pool") and Path(table.meta["pool"]).is_file() else None)
     lookup = {}
     if pool_path is not None:
-        lookup = {r.cid: (r.smiles, r.text) if table.task == "mol2cap" else (r.text, r.smiles) for r in _load(pool_path, "pool", validate_smiles=False)}
+        lookup = {r.cid: (r.smiles, r.text) if table.task == "mol2cap" else (r.text, r.smiles) for r in load_records_or_fail(pool_path, "pool", validate_smiles=False)}
 
     console = Console()
     console.print(f"query {query_id}: task {table.task}, retriever {table.retriever}, {len(ids)} neighbours", highlight=False)

@@ -8,22 +8,7 @@ from typing import Optional
 import typer
 
 from ray_icma.cli._errors import fail as _fail
-
-
-def _records(path: Path, what: str, validate_smiles: bool):
-    from rich.console import Console
-
-    from ray_icma.data import DataError, load_records
-
-    try:
-        result = load_records(path, validate_smiles=validate_smiles)
-    except DataError as exc:
-        _fail(f"cannot load {what}: {exc}")
-    if result.problems:
-        Console(stderr=True).print(f"[yellow]{what}: skipped {len(result.problems)} bad row(s) of {path}[/yellow]", highlight=False)
-    if not result.records:
-        _fail(f"{what} file {path} has no usable rows")
-    return result.records
+from ray_icma.cli._records import load_records_or_fail
 
 
 def generate(
@@ -65,12 +50,12 @@ def generate(
     from ray_icma.jobs.contexts import ContextsFileError, read_contexts
     from ray_icma.prompts import build_icl_rows
 
-    query_records = _records(queries, "queries", validate_smiles=False)
+    query_records = load_records_or_fail(queries, "queries", validate_smiles=False)
     if limit is not None:
         query_records = query_records[:limit]
     pool_records, table = [], None
     if n_shot > 0:
-        pool_records = _records(pool, "pool", validate_smiles=False)
+        pool_records = load_records_or_fail(pool, "pool", validate_smiles=False)
         try:
             table = read_contexts(contexts)
         except ContextsFileError as exc:
