@@ -1,8 +1,14 @@
 """Fixtures shared by every test package: bundled assets, ../shared, and the real services.
 
 Services are real: Elasticsearch from scripts/start_elasticsearch.sh and a multi-process Ray
-cluster from scripts/start_ray_cluster.sh (.ci/run starts both). Outside CI a missing service
-skips its tests with the command to start it; under CI=true it fails them.
+cluster from scripts/start_ray_cluster.sh (.ci/run starts both).
+
+One rule for everything a test needs but the checkout may lack (a service, ``../shared``, an
+optional package such as torch/rdkit/peft): outside CI it skips with the reason; under
+``CI=true`` it FAILS with the same reason, because there a skip would hide a headline check.
+Use :func:`require_shared` / :func:`require_module` (or the ``shared_dir`` fixture); a plain
+``pytest.importorskip`` anywhere in the suite is turned into a failure under CI by the hooks at
+the end of this file.
 """
 from __future__ import annotations
 
@@ -22,6 +28,36 @@ def _missing_service(message: str) -> None:
     if IN_CI:
         pytest.fail(f"required service unavailable under CI: {message}", pytrace=False)
     pytest.skip(message)
+
+
+def _missing(what: str, message: str) -> None:
+    """Skip outside CI, fail under CI=true: the one policy for anything a test requires."""
+    if IN_CI:
+        pytest.fail(f"required {what} missing under CI: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def require_shared(*parts: str) -> Path:
+    """``../shared`` (``$RAY_ICMA_SHARED``) or a file/folder inside it; skip outside CI, fail in CI.
+
+    Usable in a test, a fixture, or at module level (there a CI failure is a collection error).
+    """
+    path = SHARED.joinpath(*parts)
+    if not SHARED.is_dir():
+        _missing("shared data", f"{SHARED} not present (real-data checks need ../shared or RAY_ICMA_SHARED)")
+    elif not path.exists():
+        _missing("shared data", f"{path} not present in {SHARED}")
+    return path
+
+
+def require_module(name: str, reason: str | None = None):
+    """``pytest.importorskip`` whose skip becomes a failure under CI=true."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        _missing("package", f"could not import {name!r}: {exc}" + (f" ({reason})" if reason else ""))
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +84,8 @@ def scibert_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} not present (real-data checks only)")
-    return SHARED
+    """``../shared``: skipped when absent outside CI, a failure under CI=true."""
+    return require_shared()
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +119,35 @@ def ray_cluster():
         _missing_service(f"cannot connect to Ray at {address or 'local'}: {exc}")
     yield ray
     ray.shutdown()
+
+
+# -- CI: a skip for a missing package is a failure --------------------------------------------
+# pytest.importorskip's reason starts with this; tests/serve, tests/ray_icma/train ... use it.
+_IMPORT_SKIP = "could not import"
+
+
+def _skip_reason(longrepr) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr or "")
+
+
+def _fail_report(report, reason: str) -> None:
+    report.outcome = "failed"
+    report.longrepr = f"required package missing under CI (CI=true turns this skip into a failure): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail") and _IMPORT_SKIP in _skip_reason(report.longrepr):
+        _fail_report(report, _skip_reason(report.longrepr))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and _IMPORT_SKIP in _skip_reason(report.longrepr):
+        _fail_report(report, _skip_reason(report.longrepr))

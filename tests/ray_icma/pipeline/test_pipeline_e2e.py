@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("rdkit")
+from tests.conftest import require_module
+
+require_module("torch")
+require_module("rdkit")
 
 from typer.testing import CliRunner  # noqa: E402
 

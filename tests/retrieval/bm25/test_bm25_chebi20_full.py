@@ -8,16 +8,14 @@ import pytest
 from bm25_test_helpers import es_analyze, mean_topk_overlap, read_captions, top1_agreement
 
 from retrieval.bm25 import build_bm25_index, tokenize_standard
+from tests.conftest import require_shared
 
 pytestmark = [pytest.mark.shared, pytest.mark.es]
 
 
 @pytest.fixture(scope="module")
-def chebi20(shared_dir):
-    folder = shared_dir / "data" / "chebi20"
-    if not (folder / "validation.txt").is_file():
-        pytest.skip(f"{folder}/validation.txt missing")
-    return read_captions(folder / "validation.txt"), read_captions(folder / "test.txt")
+def chebi20():
+    return read_captions(require_shared("data", "chebi20", "validation.txt")), read_captions(require_shared("data", "chebi20", "test.txt"))
 
 
 def test_tokenizer_equals_elasticsearch_on_all_captions(es_url, chebi20):

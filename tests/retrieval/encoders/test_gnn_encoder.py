@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from retrieval.encoders import GNN_TYPES, CheckpointMismatchError, GNNEncoder, detect_gnn_type
 from retrieval.featurize import smiles_to_graph
+from tests.conftest import require_shared
 
 MOLECULES = ["CCO", "c1ccccc1C(=O)[O-].[Na+]", "C[C@H](N)C(=O)O", "F/C=C/F", "*CC#N", "[NH3]->[Cu+2]", "O"]
 
@@ -164,8 +165,8 @@ def test_encode_smiles_invalid_rows_and_batch_independence(chebi20_pool_file):
     [("gcn_supervised_contextpred", "gcn"), ("gat_supervised_contextpred", "gat"),
      ("graphsage_supervised_contextpred", "graphsage"), ("gcn_contextpred", "gcn")],
 )
-def test_released_checkpoints_load(shared_dir, chebi20_pool_file, name, gnn_type):
-    path = shared_dir / "weights" / "pretrain-gnns" / f"{name}.pth"
+def test_released_checkpoints_load(chebi20_pool_file, name, gnn_type):
+    path = require_shared("weights", "pretrain-gnns", f"{name}.pth")
     encoder = GNNEncoder.from_pretrained(path)
     assert encoder.gnn_type == gnn_type and encoder.num_layer == 5 and encoder.emb_dim == 300
     smiles = pd.read_csv(chebi20_pool_file, sep="\t")["SMILES"].tolist()[:64]
