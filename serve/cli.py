@@ -54,6 +54,37 @@ def _validated_apps(data: dict, config: Path) -> list[dict]:
     return apps
 
 
+def _check_capacity(apps: list[dict]) -> None:
+    """Fail in seconds, naming each deployment's ask and the free resources, when an app cannot be placed.
+    Apps already running under the same name are re-deploys (their replicas hold resources now): not checked."""
+    from ray import serve
+
+    from serve.builder import plan_deployments
+    from serve.capacity import DoesNotFit, check_fits, cluster_free, replica_asks
+
+    try:
+        running = set(serve.status().applications)
+    except Exception:  # noqa: BLE001 - Serve not started yet: nothing runs
+        running = set()
+    free, per_node = cluster_free()
+    for entry in apps:
+        name = entry.get("name", "default")
+        if name in running:
+            continue
+        asks = replica_asks(plan_deployments(entry.get("args") or {}))
+        try:
+            warnings = check_fits(asks, free, per_node, app=name)
+        except DoesNotFit as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from None
+        for ask in asks:  # the next app of the same file gets what this one leaves
+            for key, value in ask.total(ask.start).items():
+                free[key] = free.get(key, 0.0) - value
+        per_node = []
+        for line in warnings:
+            typer.secho(f"warning: {line}", fg="yellow", err=True)
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's command(s) to the root app."""
 
@@ -99,6 +130,7 @@ def register(app: typer.Typer) -> None:
         except Exception as exc:  # noqa: BLE001
             typer.secho(f"cannot connect to Ray at {address or 'local'}: {exc}", fg="red", err=True)
             raise typer.Exit(1) from None
+        _check_capacity(apps)
         serve.start(http_options=http, proxy_location=data.get("proxy_location", "HeadOnly"))
         names = []
         try:

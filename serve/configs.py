@@ -132,10 +132,11 @@ class RetrieverConfig(_WithDeployment):
     candidate_k: int = Field(default=10, ge=1, le=100, description="Candidates fetched before re-ranking (ICMA: 10).")
     index_version: str = Field(default="v1", description="Label of this index build; echoed in responses.")
     placement: Literal["deployment", "ingress"] = Field(
-        default="deployment",
+        default="ingress",
         description=(
-            "`deployment`: its own autoscaled deployment behind a DeploymentHandle; `ingress`: run in-process inside "
-            "the ingress replica (saves one hop, ~2x /v1/retrieve throughput on small CPUs)."
+            "`ingress` (default, the faster one measured in benchmarks/results/serve_load.md): run in-process inside "
+            "the ingress replica, one hop instead of three; `deployment`: its own autoscaled deployment behind a "
+            "DeploymentHandle (when retrieval needs more CPU or memory than an ingress replica should hold)."
         ),
     )
 
@@ -157,7 +158,8 @@ class RerankerConfig(_WithDeployment):
     reverse: bool = Field(default=True, description="Sequence reversal: most similar example last, next to the query.")
     start_pos: int = Field(default=0, ge=0, description="Skip this many top hits (1 when the query is in the pool).")
     placement: Literal["deployment", "ingress"] = Field(
-        default="deployment", description="`deployment` (own replicas) or `ingress` (in-process)."
+        default="ingress",
+        description="`ingress` (default: ~20 us of pure Python per call, no reason for a hop) or `deployment` (own replicas).",
     )
 
 

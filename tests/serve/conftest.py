@@ -57,9 +57,10 @@ def app_args(pool_file: Path, adapters: dict[str, str] | None, **overrides) -> d
             "molecule": {"kind": "morgan"},
             "candidate_k": 10,
             "index_version": "v1",
+            "placement": "deployment",  # the composed graph (handles); test_es_and_faults covers in-ingress
             "deployment_options": {"ray_actor_options": {"num_cpus": 0.1}},
         },
-        "reranker": {"deployment_options": {"ray_actor_options": {"num_cpus": 0.05}}},
+        "reranker": {"placement": "deployment", "deployment_options": {"ray_actor_options": {"num_cpus": 0.05}}},
         "generator": {
             "model": "tiny-random-llama",
             "adapters": adapters or {},

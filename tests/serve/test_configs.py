@@ -41,7 +41,9 @@ def test_shipped_configs_validate_and_plan(config):
         cfg = ICMAServingArgs.model_validate(app["args"])
         assert Path(cfg.retriever.pool.path).is_file()  # relative paths resolve against the repo root
         plan = plan_deployments(app["args"])
-        assert set(plan) == {"ICMAIngress", "Retriever", "Reranker", "Generator"}
+        # production default: retrieval and re-ranking in the ingress (the faster placement, serve_load.md)
+        assert set(plan) == {"ICMAIngress", "Generator"}
+        assert cfg.retriever.placement == cfg.reranker.placement == "ingress"
         for name, opts in plan.items():
             assert opts["max_ongoing_requests"] > 5, name  # Serve's default of 5 collapses throughput here
             assert "max_queued_requests" in opts and "autoscaling_config" in opts, name
@@ -125,3 +127,24 @@ def test_elasticsearch_url_defaults_to_the_environment(monkeypatch):
     monkeypatch.setenv("RAY_ICMA_ES_URL", "https://icma-es-es-http:9200")
     args = ICMAServingArgs.model_validate(_args(retriever={"pool": {"path": "x"}, "text": {"backend": "elasticsearch"}}))
     assert args.retriever.text.url == "https://icma-es-es-http:9200"
+
+
+def test_capacity_check_names_each_ask_and_the_free_resources():
+    from serve.builder import plan_deployments
+    from serve.capacity import DoesNotFit, check_fits, replica_asks
+
+    args = yaml.safe_load((ROOT / "configs/serve/icma_app.yaml").read_text())["applications"][0]["args"]
+    asks = replica_asks(plan_deployments(args))
+    assert {a.deployment: (a.start, a.most, a.per_replica["CPU"]) for a in asks} == {
+        "ICMAIngress": (1, 2, 1.0), "Generator": (1, 2, 1.0)}
+    warnings = check_fits(asks, {"CPU": 2.0, "memory": 8e9}, [{"CPU": 2.0, "memory": 8e9}], app="icma")
+    assert len(warnings) == 1 and "CPU 4" in warnings[0]  # autoscaling max cannot be placed: said, not fatal
+    assert check_fits(asks, {"CPU": 4.0}, app="icma") == []
+    with pytest.raises(DoesNotFit) as err:
+        check_fits(asks, {"CPU": 1.5}, app="icma")
+    assert "asks for CPU 2 in total at start, but the cluster has CPU 1.5 free" in str(err.value)
+    assert "ICMAIngress: 1 replica(s) x (CPU 1)" in str(err.value) and "Generator: 1 replica(s)" in str(err.value)
+    # enough in total, but split over two nodes so that only one of the two 1-CPU replicas finds room
+    with pytest.raises(DoesNotFit, match="enough in total, but no node has room left for a replica of"):
+        check_fits(asks, {"CPU": 2.0}, [{"CPU": 0.9}, {"CPU": 1.1}], app="icma")
+    assert check_fits(asks, {"CPU": 2.0}, [{"CPU": 1.0}, {"CPU": 1.0}], app="icma")  # fits (only the max warns)
