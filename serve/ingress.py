@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ray_icma import __version__
 from serve.api_models import (
     Cap2MolBatchRequest,
     Cap2MolBatchResponse,
@@ -46,7 +47,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 app = FastAPI(
     title="ray-icma",
-    version="0.1.0",
+    version=__version__,
     description=(
         "In-Context Molecule Adaptation: retrieve similar pool examples, re-rank them (random walk + sequence "
         "reversal), and generate a caption (mol2cap) or a molecule (cap2mol) with a LoRA-tuned LLM."

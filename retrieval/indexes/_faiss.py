@@ -36,7 +36,7 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
 
 def faiss_has_gpu() -> bool:
     """True when the installed faiss was built with GPU support and sees a GPU."""
-    faiss = require("faiss", "faiss")
+    faiss = require("faiss", "cpu")
     try:
         return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
     except Exception:  # noqa: BLE001 - CPU builds may lack get_num_gpus
@@ -71,7 +71,7 @@ class FaissIndex:
         device: str = "auto",
         seed: int = 0,
     ) -> None:
-        self.faiss = require("faiss", "faiss")
+        self.faiss = require("faiss", "cpu")
         if kind not in FAISS_KINDS:
             raise ValueError(f"kind must be one of {FAISS_KINDS}, got {kind!r}")
         if device not in DEVICES:
