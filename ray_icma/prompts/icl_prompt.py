@@ -21,6 +21,10 @@ _STOP_MARKERS = ("\n\n", "Generate a ", "Based on the above examples")
 
 
 def _template(task: str) -> TaskTemplate:
+    if task.startswith("property/"):  # MoleculeNet labels: property/<set>/<label> (ray_icma.property)
+        from ray_icma.property.prompts import property_template
+
+        return property_template(task)
     try:
         return TEMPLATES[task]
     except KeyError:
