@@ -90,6 +90,20 @@ class TextRetrieverConfig(_Strict):
         default=5.0, gt=0, description="Elasticsearch per-request timeout: a hung cluster fails fast (503), not after 30 s."
     )
     max_retries: int = Field(default=1, ge=0, le=10, description="Elasticsearch client retries per request.")
+    build: Literal["if_missing", "never"] = Field(
+        default="if_missing",
+        description=(
+            "Elasticsearch: `if_missing` attaches to the alias when it holds this pool (and index_version), and builds "
+            "it under a lock (one replica builds, the others wait) when it is missing or holds another index_version; "
+            "`never` only attaches (the index job builds it)."
+        ),
+    )
+    build_lock_stale_s: float = Field(
+        default=30.0, gt=0, description="A build lock not refreshed for this long belongs to a dead replica and is taken over."
+    )
+    build_wait_s: float = Field(
+        default=600.0, gt=0, description="How long a replica waits for another replica's build before giving up (503)."
+    )
 
     @model_validator(mode="after")
     def _es_needs_url(self) -> "TextRetrieverConfig":

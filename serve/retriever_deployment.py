@@ -86,7 +86,16 @@ def _build_text_index(cfg: RetrieverConfig, records: list) -> Any:
             connect_timeout=min(text.request_timeout_s, 5.0),
         )
     index = build_bm25_index(text.backend, **kwargs)
-    index.index([r.text for r in records], [r.cid for r in records])
+    if text.backend == "elasticsearch":  # shared by every replica: attach, or one replica builds (serve/shared_index.py)
+        from serve.shared_index import attach_or_build
+
+        try:
+            index.shared_source = attach_or_build(index, cfg, records)
+        except BaseException:
+            index.close()
+            raise
+    else:
+        index.index([r.text for r in records], [r.cid for r in records])
     return index
 
 
@@ -233,6 +242,7 @@ class Retriever:
             "molecule_index": state.config.molecule.kind,
             "text_backend": state.config.text.backend,
             "text_ready": text_ok,
+            "text_source": getattr(state.text_index, "shared_source", None),  # ES: "attached" / "built" here
             "text_error": None if text_ok else (state.text_error or "Elasticsearch did not answer a health check"),
         }
 

@@ -20,7 +20,7 @@ def main() -> int:
     from ray_icma.cli.app import app
 
     port, too_big, configs = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False, object_store_memory=300 * 1024**2)
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False, object_store_memory=300 * 1024**2)
     out: dict = {"cluster": {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}, "configs": {}}
     runner = CliRunner()
     for config in configs:
