@@ -51,31 +51,22 @@ def _load_pool(cfg: RetrieverConfig) -> list:
 
 
 def _build_molecule_index(cfg: RetrieverConfig, records: list) -> tuple[Any, Any]:
+    """The molecule retriever, from the one factory (retrieval.retrievers), as the contexts job builds it."""
+    from retrieval.retrievers import build_molecule_retriever
+
     mol = cfg.molecule
-    if mol.kind == "gnn":
-        from retrieval.encoders import GNNEncoder
-        from retrieval.indexes import FaissIndex
-
-        index = FaissIndex.load(mol.faiss_dir)
-        n = getattr(index, "ntotal", None) or len(index)
-        if n != len(records):
-            raise ValueError(
-                f"FAISS index {mol.faiss_dir} holds {n} vectors but the pool has {len(records)} rows; "
-                "rebuild the index over this pool"
-            )
-        return index, GNNEncoder.from_pretrained(mol.encoder_path)
-    from retrieval.indexes import FingerprintIndex
-
-    index = FingerprintIndex(kind=mol.kind)
-    index.build([r.smiles for r in records], [r.cid for r in records])
-    return index, None
+    retriever = build_molecule_retriever(
+        mol.kind, [r.smiles for r in records], [r.cid for r in records], checkpoint=mol.encoder_path, index_dir=mol.faiss_dir
+    )
+    return retriever, retriever.encoder
 
 
 def _build_text_index(cfg: RetrieverConfig, records: list) -> Any:
-    from retrieval.bm25 import build_bm25_index
+    """The caption retriever, from the one factory (retrieval.retrievers)."""
+    from retrieval.retrievers import build_text_retriever
 
     text = cfg.text
-    kwargs: dict[str, Any] = {"tokenizer": text.tokenizer}
+    kwargs: dict[str, Any] = {}
     if text.backend == "elasticsearch":
         kwargs.update(
             url=text.url,
@@ -85,18 +76,21 @@ def _build_text_index(cfg: RetrieverConfig, records: list) -> Any:
             backoff_s=0.1,
             connect_timeout=min(text.request_timeout_s, 5.0),
         )
-    index = build_bm25_index(text.backend, **kwargs)
-    if text.backend == "elasticsearch":  # shared by every replica: attach, or one replica builds (serve/shared_index.py)
+        # Shared by every replica: attach to the alias, or one replica builds it under a lock (serve/shared_index.py).
+        from retrieval.bm25 import build_bm25_index
+        from retrieval.retrievers import TextRetriever
         from serve.shared_index import attach_or_build
 
+        index = build_bm25_index("elasticsearch", tokenizer=text.tokenizer, **kwargs)
         try:
-            index.shared_source = attach_or_build(index, cfg, records)
+            source = attach_or_build(index, cfg, records)
         except BaseException:
             index.close()
             raise
-    else:
-        index.index([r.text for r in records], [r.cid for r in records])
-    return index
+        retriever = TextRetriever("elasticsearch", index)
+        retriever.shared_source = source  # type: ignore[attr-defined]
+        return retriever
+    return build_text_retriever(text.backend, [r.text for r in records], [r.cid for r in records], tokenizer=text.tokenizer, **kwargs)
 
 
 class Retriever:
@@ -204,13 +198,11 @@ class Retriever:
         return {"index_version": state.version, "candidates": out}
 
     def _search_molecules(self, state: _IndexState, queries: list[str], k: int):
-        if state.encoder is None:
-            return state.molecule_index.search(queries, k)
-        vectors, valid = state.encoder.encode_smiles(queries)
-        bad = [q for q, ok in zip(queries, valid) if not ok]
+        hits, usable = state.molecule_index.search(queries, k)
+        bad = [q for q, ok in zip(queries, usable) if not ok]
         if bad:
-            raise BadRequest(f"the GNN encoder cannot featurize SMILES {bad[:3]}")
-        return state.molecule_index.search(vectors, k)
+            raise BadRequest(f"the {state.config.molecule.kind} retriever cannot featurize SMILES {bad[:3]}")
+        return hits
 
     def _search_text(self, state: _IndexState, queries: list[str], k: int):
         from retrieval.bm25 import BM25BackendUnavailable
@@ -219,7 +211,7 @@ class Retriever:
         if index is None:
             raise StageUnavailable(f"caption retrieval is unavailable: {state.text_error}")
         try:
-            return index.search(queries, k)
+            return index.search(queries, k)[0]
         except BM25BackendUnavailable as exc:
             # Drop the client so the next request (after the retry interval) rebuilds it.
             with state.text_lock:
@@ -234,7 +226,7 @@ class Retriever:
             return {"ready": False, "reason": "no index loaded"}
         text_ok = self._try_text(state) is not None
         if text_ok and state.config.text.backend == "elasticsearch":
-            text_ok = _es_reachable(state.text_index)
+            text_ok = _es_reachable(state.text_index.index)
         return {
             "ready": text_ok,
             "index_version": state.version,

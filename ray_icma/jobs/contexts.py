@@ -219,79 +219,33 @@ def read_contexts(path: str | PathLike[str]) -> ContextTable:
 
 
 # -- building -------------------------------------------------------------------------------
-def _parsable(smiles: Sequence[str]) -> np.ndarray:
-    """True where RDKit parses the SMILES (its error log silenced)."""
-    from rdkit import Chem, RDLogger
-
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        return np.array([bool(s and s.strip()) and Chem.MolFromSmiles(s) is not None for s in smiles], dtype=bool)
-    finally:
-        RDLogger.EnableLog("rdApp.*")
+#: contexts retriever kind -> the factory's text backend (cap2mol)
+_TEXT_BACKEND = {"bm25": "bm25s", "bm25-icma": "icma", "bm25-es": "elasticsearch", "random": "random"}
 
 
-def _search(spec: RetrieverSpec, task: str, queries: list[MoleculeRecord], pool: list[MoleculeRecord], k: int, seed: int, batch_size: int):
-    """Top-k pool positions for every query -> (indices [nq, k], scores [nq, k], usable bool [nq])."""
-    from retrieval.types import Hits
+def _search(spec: RetrieverSpec, task: str, queries: list[MoleculeRecord], pool: list[MoleculeRecord], k: int, seed: int,
+            batch_size: int, index_dir: str | PathLike[str] | None):
+    """Top-k pool positions for every query -> (indices [nq, k], scores [nq, k], usable bool [nq]),
+    through the one retriever factory (:mod:`retrieval.retrievers`)."""
+    from retrieval.retrievers import build_molecule_retriever, build_text_retriever
 
     pool_ids = [r.cid for r in pool]
-    if spec.kind == "random":
-        from retrieval.indexes import RandomIndex
-
-        corpus = [r.smiles if task == "mol2cap" else r.text for r in pool]
-        index = RandomIndex(seed=seed)
-        index.build(corpus, ids=pool_ids)
-        hits = index.search([r.smiles if task == "mol2cap" else r.text for r in queries], k=k)
-        return hits.indices, hits.scores, np.ones(len(queries), dtype=bool)
-
     if task == "mol2cap":
-        usable = _parsable([r.smiles for r in queries])
-        positions = np.flatnonzero(usable)
-        hits_all = Hits.empty(len(queries), k)
-        if spec.kind in ("morgan", "topological"):
-            from retrieval.indexes import FingerprintIndex
-
-            index = FingerprintIndex(kind=spec.kind)
-            index.build([r.smiles for r in pool], ids=pool_ids)
-            hits = index.search([queries[i].smiles for i in positions], k=k)
-        else:  # gnn
-            from retrieval.encoders import GNNEncoder
-            from retrieval.indexes import FaissIndex
-
-            encoder = GNNEncoder.from_pretrained(spec.arg)
-            pool_vectors, pool_valid = encoder.encode_smiles([r.smiles for r in pool], batch_size=batch_size)
-            query_vectors, query_valid = encoder.encode_smiles([queries[i].smiles for i in positions], batch_size=batch_size)
-            usable[positions[~query_valid]] = False
-            positions = positions[query_valid]
-            query_vectors = query_vectors[query_valid]
-            pool_positions = np.flatnonzero(pool_valid)
-            index = FaissIndex(pool_vectors.shape[1], kind="flat")  # cosine, as ICMA's gnn_similarity.py
-            index.add(pool_vectors[pool_positions], ids=[str(p) for p in pool_positions])
-            hits = index.search(query_vectors, k=k)
-            hits = Hits(np.where(hits.indices >= 0, pool_positions[np.clip(hits.indices, 0, None)], -1), hits.scores)
-        hits_all.indices[positions] = hits.indices
-        hits_all.scores[positions] = hits.scores
-        return hits_all.indices, hits_all.scores, usable
-
-    from retrieval.bm25 import build_bm25_index, build_icma_bm25_index
-
-    texts = [r.text for r in pool]
-    if spec.kind == "bm25":
-        index = build_bm25_index("bm25s", tokenizer="standard", show_progress=False)
-    elif spec.kind == "bm25-icma":
-        index = build_icma_bm25_index()  # rank_bm25.BM25Okapi defaults over ICMA's tokens
-    else:  # bm25-es: a throw-away index on the server, deleted when done
-        index = build_bm25_index(
-            "elasticsearch", url=spec.arg, index_name=f"{_ES_INDEX_PREFIX}-{uuid.uuid4().hex[:12]}", show_progress=False
+        retriever = build_molecule_retriever(
+            spec.kind, [r.smiles for r in pool], pool_ids, checkpoint=spec.arg, index_dir=index_dir, seed=seed, batch_size=batch_size
         )
+        hits, usable = retriever.search([r.smiles for r in queries], k)
+        return hits.indices, hits.scores, usable
+    backend = _TEXT_BACKEND[spec.kind]
+    kwargs: dict[str, Any] = {"show_progress": False} if backend in ("bm25s", "elasticsearch") else {}
+    if backend == "elasticsearch":  # a throw-away index on the server, deleted when done
+        kwargs.update(url=spec.arg, index_name=f"{_ES_INDEX_PREFIX}-{uuid.uuid4().hex[:12]}")
+    retriever = build_text_retriever(backend, [r.text for r in pool], pool_ids, seed=seed, **kwargs)
     try:
-        index.index(texts, ids=pool_ids)
-        hits = index.search([r.text for r in queries], k=k)
+        hits, usable = retriever.search([r.text for r in queries], k)
     finally:
-        if spec.kind == "bm25-es":
-            index.delete_index()
-        index.close()
-    return hits.indices, hits.scores, np.ones(len(queries), dtype=bool)
+        retriever.delete() if backend == "elasticsearch" else retriever.close()
+    return hits.indices, hits.scores, usable
 
 
 def build_contexts(
@@ -304,6 +258,7 @@ def build_contexts(
     *,
     seed: int = 0,
     batch_size: int = 256,
+    index_dir: str | PathLike[str] | None = None,
     queries_source: str | None = None,
     pool_source: str | None = None,
     progress: Callable[[str], None] | None = None,
@@ -319,6 +274,8 @@ def build_contexts(
         out_path: JSONL file to write (plus ``.meta.json``); nothing is written when None.
         seed: seed of the ``random`` retriever.
         batch_size: molecules per GNN forward pass.
+        index_dir: ``gnn:`` only: a FAISS index already built over ``pool`` (the embedding
+            job's output, ``ray-icma index build``); the pool is then not re-encoded.
         queries_source, pool_source: where the records came from, for the meta (default: the
             records' ``source`` fields).
         progress: called with a short message at each stage (CLI progress display).
@@ -330,6 +287,8 @@ def build_contexts(
         ValueError: bad task/retriever/k, empty pool, or duplicate query ids.
     """
     spec = parse_retriever(task, retriever)
+    if index_dir is not None and spec.kind != "gnn":
+        raise ValueError(f"index_dir is a GNN FAISS index; retriever {spec.name!r} does not use one")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
     queries, pool = list(queries), list(pool)
@@ -347,7 +306,7 @@ def build_contexts(
     extra = max((pool_cid_counts.get(r.cid, 0) for r in queries), default=0)
     k_search = min(k + extra, len(pool))
     say(f"{task}: {spec.name} over {len(pool)} pool records for {len(queries)} queries")
-    indices, scores, usable = _search(spec, task, queries, pool, k_search, seed, batch_size)
+    indices, scores, usable = _search(spec, task, queries, pool, k_search, seed, batch_size, index_dir)
 
     pool_cids = np.array([r.cid for r in pool], dtype=object)
     rows: dict[str, tuple[list[str], list[float]]] = {}
@@ -374,6 +333,7 @@ def build_contexts(
         "invalid_query_ids": invalid_ids,
         "n_empty": empty,
         "n_queries_in_pool": sum(1 for r in queries if r.cid in pool_cid_counts),
+        "index_dir": str(index_dir) if index_dir is not None else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
     table = ContextTable(rows, task=task, retriever=spec.name, meta=meta)
