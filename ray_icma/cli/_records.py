@@ -2,11 +2,14 @@
 no usable row or a strict-mode error ends the command with one clear line."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
 
 from ray_icma.cli._errors import fail
+
+log = logging.getLogger(__name__)
 
 
 def load_records_or_fail(path: Path, what: str, *, validate_smiles: bool) -> list:
@@ -26,4 +29,5 @@ def load_records_or_fail(path: Path, what: str, *, validate_smiles: bool) -> lis
             typer.echo(f"  ... and {len(result.problems) - 5} more", err=True)
     if not result.records:
         fail(f"{what} file {path} has no usable rows")
+    log.info("%s: %d record(s) from %s", what, len(result.records), path)
     return result.records

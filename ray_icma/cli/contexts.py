@@ -3,10 +3,12 @@ JSONL file the training and generation stages read, and inspect that file."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
+from ray_icma.cli._console import console as _console
+from ray_icma.cli._errors import bad_choice
 from ray_icma.cli._errors import fail as _fail
 from ray_icma.cli._records import load_records_or_fail
 
@@ -14,6 +16,7 @@ contexts_app = typer.Typer(
     name="contexts",
     help="Build and inspect in-context example lists (top-k similar pool items per query).",
     no_args_is_help=True,
+    rich_markup_mode=None,  # help texts and values are never rich markup
 )
 
 _RETRIEVER_HELP = (
@@ -24,7 +27,7 @@ _RETRIEVER_HELP = (
 
 @contexts_app.command("build")
 def build(
-    task: str = typer.Option(..., "--task", help="mol2cap (retrieve by molecule) or cap2mol (retrieve by caption)."),
+    task: Literal["mol2cap", "cap2mol"] = typer.Option(..., "--task", help="mol2cap (retrieve by molecule) or cap2mol (retrieve by caption)."),
     queries: Path = typer.Option(..., "--queries", help="Records that need examples (TSV CID/SMILES/description, JSONL or Parquet)."),
     pool: Path = typer.Option(..., "--pool", help="Records examples are drawn from (the training split); may equal --queries."),
     out: Path = typer.Option(..., "--out", help="JSONL file to write; a <out>.meta.json sidecar is written next to it."),
@@ -33,18 +36,18 @@ def build(
     seed: int = typer.Option(0, "--seed", help="Seed of the random retriever."),
 ) -> None:
     """Retrieve the top-k pool items for every query and write them (a query never gets itself)."""
-    from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
 
     from ray_icma.jobs.contexts import build_contexts, parse_retriever
 
     try:
         spec = parse_retriever(task, retriever)
     except ValueError as exc:
-        _fail(f"--task/--retriever: {exc}")
+        bad_choice("--retriever", str(exc))
     if spec.kind == "gnn" and not Path(spec.arg).is_file():
         _fail(f"--retriever: GNN checkpoint {spec.arg} not found")
-    console = Console()
+    console = _console()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as bar:
         step = bar.add_task("loading records", total=None)
         # Query SMILES are not filtered here: a query RDKit rejects is kept and reported with
@@ -67,19 +70,18 @@ def build(
         except (ValueError, FileNotFoundError, ImportError, ConnectionError) as exc:
             _fail(str(exc))
     meta = table.meta
-    console.print(
-        f"[green]wrote[/green] {out} ({len(table)} queries, task {table.task}, retriever {table.retriever}, "
-        f"k={meta['k']}) in {meta['seconds']:.1f} s",
-        highlight=False,
-    )
+    console.print(Text.assemble(
+        ("wrote", "green"),
+        f" {out} ({len(table)} queries, task {table.task}, retriever {table.retriever}, k={meta['k']}) in {meta['seconds']:.1f} s",
+    ))
     full = sum(1 for ids, _ in table.values() if len(ids) == meta["k"])
-    console.print(f"  {full} queries with {meta['k']} neighbours, {meta['n_empty']} with none", highlight=False)
+    console.print(f"  {full} queries with {meta['k']} neighbours, {meta['n_empty']} with none")
     if meta["n_invalid_queries"]:
         shown = ", ".join(meta["invalid_query_ids"][:10])
         console.print(
-            f"[yellow]  {meta['n_invalid_queries']} query SMILES could not be used (no examples): {shown}"
-            f"{' ...' if meta['n_invalid_queries'] > 10 else ''}[/yellow]",
-            highlight=False,
+            f"  {meta['n_invalid_queries']} query SMILES could not be used (no examples): {shown}"
+            f"{' ...' if meta['n_invalid_queries'] > 10 else ''}",
+            style="yellow",
         )
 
 
@@ -89,12 +91,12 @@ def show(
     query_id: str = typer.Option(..., "--id", help="The query's CID."),
     pool: Optional[Path] = typer.Option(None, "--pool", help="Pool file to print the examples' texts (default: the one in the meta, if present)."),
     n: Optional[int] = typer.Option(None, "--n", min=0, help="Also show the n examples a prompt would use, in prompt order."),
-    strategy: str = typer.Option("code", "--strategy", help="Example selection: code | probabilistic | top."),
+    strategy: Literal["code", "probabilistic", "top"] = typer.Option("code", "--strategy", help="Example selection: code (ICMA's), probabilistic (the paper's walk) or top."),
     seed: int = typer.Option(0, "--seed", help="Seed of the probabilistic walk."),
 ) -> None:
     """Print a query's stored neighbours (and, with --n, the examples its prompt would get)."""
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from ray_icma.jobs.contexts import ContextsFileError, read_contexts
 
@@ -110,10 +112,10 @@ def show(
     if pool_path is not None:
         lookup = {r.cid: (r.smiles, r.text) if table.task == "mol2cap" else (r.text, r.smiles) for r in load_records_or_fail(pool_path, "pool", validate_smiles=False)}
 
-    console = Console()
-    console.print(f"query {query_id}: task {table.task}, retriever {table.retriever}, {len(ids)} neighbours", highlight=False)
+    console = _console()
+    console.print(f"query {query_id}: task {table.task}, retriever {table.retriever}, {len(ids)} neighbours")
     if query_id in table.invalid_query_ids:
-        console.print("[yellow]its SMILES could not be used: no examples[/yellow]")
+        console.print("its SMILES could not be used: no examples", style="yellow")
     grid = Table("rank", "pool id", "score", *(["example"] if lookup else []))
     for rank, (cid, score) in enumerate(zip(ids, scores)):
         text = [lookup.get(cid, ("?", "(not in pool file)"))[0][:100]] if lookup else []
@@ -126,9 +128,11 @@ def show(
             examples = table.examples(query_id, lookup, n, strategy=strategy, seed=seed)
         except (ValueError, KeyError) as exc:
             _fail(str(exc).strip("'\""))
-        console.print(f"\n{len(examples)} example(s) in prompt order ({strategy}, most similar last):", highlight=False)
+        console.print(f"\n{len(examples)} example(s) in prompt order ({strategy}, most similar last):")
         for example in examples:
-            console.print(f"[bold]{example.id}[/bold] (score {example.score:.4f})\n  input:  {example.input}\n  output: {example.output}", highlight=False)
+            console.print(Text.assemble(
+                (example.id, "bold"), f" (score {example.score:.4f})\n  input:  {example.input}\n  output: {example.output}"
+            ))
 
 
 def register(app: typer.Typer) -> None:

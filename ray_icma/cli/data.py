@@ -10,19 +10,20 @@ from typing import Optional
 
 import typer
 
+from ray_icma.cli._console import console as _console
 from ray_icma.cli._errors import fail as _fail
 
 data_app = typer.Typer(
     name="data",
     help="Data sets: download ChEBI-20 / PubChem324k, inspect a file's problems, convert TSV to JSONL/Parquet.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # help texts and values are never rich markup
 )
 
 
 @data_app.command("list")
 def list_datasets() -> None:
     """List the registered data sets and where they come from."""
-    from rich.console import Console
     from rich.table import Table
 
     from ray_icma.data import DATASETS
@@ -30,7 +31,7 @@ def list_datasets() -> None:
     table = Table("name", "splits", "source", "description")
     for spec in DATASETS.values():
         table.add_row(spec.name, ", ".join(spec.splits), spec.base_url or spec.homepage, spec.description)
-    Console().print(table)
+    _console().print(table)
 
 
 @data_app.command("download")
@@ -66,7 +67,6 @@ def inspect(
     max_problems: int = typer.Option(50, "--max-problems", min=0, help="Problems to list (all are counted)."),
 ) -> None:
     """Print row counts and every problem (file:line kind message)."""
-    from rich.console import Console
     from rich.table import Table
 
     from ray_icma.data import DataError, load_records
@@ -77,7 +77,7 @@ def inspect(
     except DataError as exc:
         _fail(str(exc))
     stats = file_stats(result, smiles_checked=validate_smiles)
-    out = Console(highlight=False)
+    out = _console()
     counts = Table(title=str(path), show_header=False)
     counts.add_row("rows", str(stats.rows))
     counts.add_row("records loaded", str(stats.records))

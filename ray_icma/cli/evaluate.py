@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 
+from ray_icma.cli._console import console as _console
 from ray_icma.cli._errors import fail as _fail
 
 
@@ -38,8 +39,6 @@ def evaluate(
     mol2cap: BLEU-2/4, ROUGE-1/2/L, METEOR. cap2mol: BLEU, Exact, Levenshtein, MACCS/RDK/Morgan
     FTS, Validity. Several files are compared in one table (and chart with --plot).
     """
-    from rich.console import Console
-
     from ray_icma.evaluate import (
         TASKS,
         PredictionFileError,
@@ -66,7 +65,7 @@ def evaluate(
         except PredictionFileError as exc:
             _fail(str(exc))
 
-    err = Console(stderr=True, highlight=False)
+    err = _console(stderr=True)
     results = {}
     for name, path, preds in zip(run_names(pred_files), pred_files, loaded):
         with err.status(f"scoring {path} ({preds.task}, {len(preds)} rows)"):
@@ -76,7 +75,7 @@ def evaluate(
                 _fail(str(exc))
         results[name] = {"path": str(path), "task": preds.task, "rows": len(preds), "metrics": metrics}
 
-    print_table(results, console=Console())
+    print_table(results, console=_console())
     if json_out is not None:
         err.print(f"wrote {write_json(results, json_out)}")
     if plot is not None:

@@ -3,16 +3,17 @@ a predictions JSONL that `ray-icma evaluate PRED.jsonl` scores."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
+from ray_icma.cli._console import console as _console
 from ray_icma.cli._errors import fail as _fail
 from ray_icma.cli._records import load_records_or_fail
 
 
 def generate(
-    task: str = typer.Option(..., "--task", help="mol2cap (SMILES -> caption) or cap2mol (caption -> SMILES)."),
+    task: Literal["mol2cap", "cap2mol"] = typer.Option(..., "--task", help="mol2cap (SMILES -> caption) or cap2mol (caption -> SMILES)."),
     queries: Path = typer.Option(..., "--queries", help="Records to predict for (TSV CID/SMILES/description, JSONL or Parquet)."),
     out: Path = typer.Option(..., "--out", help="Predictions JSONL to write (+ <out>.meta.json with counts and tokens/s)."),
     model: str = typer.Option("smollm2-135m", "--model", help="smollm2-135m (offline), tiny-random-llama, a local dir or Hub id."),
@@ -36,12 +37,8 @@ def generate(
     """Generate a prediction for every query with a Ray Data actor pool; then run `ray-icma evaluate OUT`."""
     import json
 
-    from rich.console import Console
+    from rich.text import Text
 
-    from ray_icma.prompts import TASKS
-
-    if task not in TASKS:
-        _fail(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     if n_shot > 0 and (pool is None or contexts is None):
         _fail("--n-shot > 0 needs --pool and --contexts (or pass --n-shot 0 for zero-shot prompts)")
     if adapter is not None and not (adapter / "adapter_config.json").is_file():
@@ -71,16 +68,17 @@ def generate(
     except (ValueError, FileNotFoundError, OSError) as exc:
         _fail(str(exc))
     meta = json.loads(meta_path(out).read_text())
-    console = Console(soft_wrap=True)  # paths must stay copy-pasteable
-    console.print(
-        f"[green]wrote[/green] {out}: {meta['rows']} predictions, {meta['new_tokens']} new tokens in {meta['seconds']:.1f} s "
-        f"({meta['tokens_per_second']} tok/s)", highlight=False,
-    )
+    console = _console()
+    console.print(Text.assemble(
+        ("wrote", "green"),
+        f" {out}: {meta['rows']} predictions, {meta['new_tokens']} new tokens in {meta['seconds']:.1f} s "
+        f"({meta['tokens_per_second']} tok/s)",
+    ))
     if task == "cap2mol":
-        console.print(f"  invalid SMILES: {meta['invalid_smiles']} of {meta['cap2mol_rows']} (kept, scored as invalid)", highlight=False)
+        console.print(f"  invalid SMILES: {meta['invalid_smiles']} of {meta['cap2mol_rows']} (kept, scored as invalid)")
     if meta["errors"]:
-        console.print(f"[yellow]  {meta['errors']} row(s) failed; see their 'error' field[/yellow]", highlight=False)
-    console.print(f"next: ray-icma evaluate {out}", highlight=False)
+        console.print(f"  {meta['errors']} row(s) failed; see their 'error' field", style="yellow")
+    console.print(f"next: ray-icma evaluate {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Literal, Optional
 
 import typer
 
@@ -19,6 +19,7 @@ index_app = typer.Typer(
     name="index",
     help="Molecule embedding indexes: build one with a GNN checkpoint on Ray, add molecules, search it.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # help texts and values are never rich markup
 )
 
 
@@ -81,8 +82,8 @@ def build(
     data: Path = typer.Option(..., "--data", help="Molecules: TSV (CID, SMILES[, description]), JSONL or Parquet."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="GNN state dict (.pth): Mole-BERT or pretrain-gnns."),
     out: Path = typer.Option(..., "--out", help="Output directory (index, embeddings/*.parquet, embed_job.json)."),
-    kind: str = typer.Option("flat", "--kind", help="flat (exact cosine, as ICMA), ivf or hnsw (approximate, faster)."),
-    gnn_type: Optional[str] = typer.Option(None, "--gnn-type", help="gin, gcn, gat or graphsage; detected when omitted."),
+    kind: Literal["flat", "ivf", "hnsw"] = typer.Option("flat", "--kind", help="flat (exact cosine, as ICMA), ivf or hnsw (approximate, faster)."),
+    gnn_type: Optional[Literal["gin", "gcn", "gat", "graphsage"]] = typer.Option(None, "--gnn-type", help="gin, gcn, gat or graphsage; detected when omitted."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Molecules per Ray Data batch / forward pass."),
     concurrency: int = typer.Option(2, "--concurrency", min=1, help="Encoder actors (one model copy each)."),
     gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="GPUs per actor (0 = CPU)."),
@@ -90,10 +91,6 @@ def build(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Embed every molecule of DATA on Ray and save a FAISS index in OUT."""
-    if kind not in ("flat", "ivf", "hnsw"):
-        raise typer.BadParameter(f"unknown index kind {kind!r}; choose flat, ivf or hnsw", param_hint="--kind")
-    if gnn_type is not None and gnn_type not in ("gin", "gcn", "gat", "graphsage"):
-        raise typer.BadParameter(f"unknown gnn type {gnn_type!r}; choose gin, gcn, gat or graphsage", param_hint="--gnn-type")
     from ray_icma.jobs.embed import embed_molecules
 
     errors = _job_errors()
@@ -166,7 +163,7 @@ def search(
 @index_app.command("captions")
 def captions(
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="Records file (TSV/JSONL/Parquet) whose captions to index."),
-    backend: str = typer.Option("bm25s", help="bm25s (embedded, saved to --out) or elasticsearch (server at --url)."),
+    backend: Literal["bm25s", "elasticsearch"] = typer.Option("bm25s", help="bm25s (embedded, saved to --out) or elasticsearch (server at --url)."),
     out: Optional[Path] = typer.Option(None, help="Directory for the saved bm25s index (required for bm25s)."),
     url: str = typer.Option("http://127.0.0.1:9200", envvar="RAY_ICMA_ES_URL", help="Elasticsearch URL."),
     index_name: str = typer.Option("icma-captions", help="Elasticsearch alias; a rebuild swaps a fresh index in behind it."),
@@ -176,8 +173,6 @@ def captions(
     from ray_icma.data import load_records
     from retrieval.bm25 import BM25BackendUnavailable, build_bm25_index
 
-    if backend not in {"bm25s", "elasticsearch"}:
-        _fail(f"--backend must be bm25s or elasticsearch, not {backend!r}")
     if backend == "bm25s" and out is None:
         _fail("--out DIR is required with --backend bm25s")
     loaded = load_records(data, validate_smiles=False)

@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from ray_icma.cli._console import console as _console
+from ray_icma.cli._errors import bad_choice
 from ray_icma.cli._errors import fail as _fail
 
 
@@ -21,8 +23,8 @@ def pipeline(
     """
     import time
 
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from ray_icma.config import ConfigError
     from ray_icma.pipeline import STAGES, load_pipeline_config, run_pipeline
@@ -31,7 +33,7 @@ def pipeline(
         _fail(f"config {config} not found (the bundled one is configs/pipeline/quickstart.yaml)")
     bad = [s for s in (rerun or []) if s not in STAGES]
     if bad:
-        _fail(f"--rerun {', '.join(bad)}: stages are {', '.join(STAGES)}")
+        bad_choice("--rerun", f"{', '.join(bad)}: stages are {', '.join(STAGES)}")
     try:
         cfg = load_pipeline_config(config, overrides or [])
     except ConfigError as exc:
@@ -39,11 +41,14 @@ def pipeline(
     for label, path in (("data.queries", cfg.data.queries), ("data.pool", cfg.data.pool)):
         if not Path(path).is_file():
             _fail(f"{label}: {path} not found (paths are relative to the current directory or the repo root)")
-    console = Console(soft_wrap=True)  # paths must stay copy-pasteable
-    console.print(f"ray-icma pipeline: run [bold]{cfg.run.name}[/bold] -> {cfg.run_dir}/  (tasks {', '.join(cfg.tasks)}, model {cfg.model.name})", highlight=False)
+    console = _console()
+    console.print(Text.assemble(
+        "ray-icma pipeline: run ", (cfg.run.name, "bold"),
+        f" -> {cfg.run_dir}/  (tasks {', '.join(cfg.tasks)}, model {cfg.model.name})",
+    ))
     start = time.perf_counter()
     try:
-        result = run_pipeline(cfg, rerun=rerun or [], say=lambda line: console.print(line, highlight=False))
+        result = run_pipeline(cfg, rerun=rerun or [], say=lambda line: console.print(line))
     except KeyboardInterrupt:
         _fail(f"interrupted; rerun the same command to resume from {cfg.run_dir}")
     except Exception as exc:  # noqa: BLE001 - one line for users; stages.json has the stage that failed
@@ -53,7 +58,7 @@ def pipeline(
         for name, value in metrics.items():
             table.add_row(task, name, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
-    console.print(f"done in {time.perf_counter() - start:.0f} s. Report: [bold]{result.report_path}[/bold]", highlight=False)
+    console.print(Text.assemble(f"done in {time.perf_counter() - start:.0f} s. Report: ", (str(result.report_path), "bold")))
 
 
 def register(app: typer.Typer) -> None:

@@ -83,6 +83,7 @@ def print_table(results: Mapping[str, Mapping], console=None) -> None:
     """
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console()
     for task, runs in _by_task(results).items():
@@ -99,7 +100,8 @@ def print_table(results: Mapping[str, Mapping], console=None) -> None:
             cells = []
             for metrics in metrics_of.values():
                 text = _fmt(metrics.get(m))
-                cells.append(f"[bold green]{text}[/]" if m in best and metrics.get(m) == best[m] else text)
+                # Text, not markup: run names and values are printed as they are
+                cells.append(Text(text, style="bold green" if m in best and metrics.get(m) == best[m] else ""))
             table.add_row(METRIC_LABELS.get(m, m), *cells)
         console.print(table)
 

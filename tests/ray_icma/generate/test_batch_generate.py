@@ -107,7 +107,7 @@ def test_cli_generate_errors_are_one_line(chebi20_test_file, tmp_path):
     runner = CliRunner()
     base = ["generate", "--queries", str(chebi20_test_file), "--out", str(tmp_path / "p.jsonl")]
     bad_task = runner.invoke(app, base + ["--task", "translate"])
-    assert bad_task.exit_code == 1 and "--task must be one of" in bad_task.output
+    assert bad_task.exit_code == 2 and "is not one of" in bad_task.output  # a bad choice: usage error
     no_pool = runner.invoke(app, base + ["--task", "mol2cap", "--n-shot", "2"])
     assert no_pool.exit_code == 1 and "--pool and --contexts" in no_pool.output
     bad_adapter = runner.invoke(app, base + ["--task", "mol2cap", "--n-shot", "0", "--adapter", str(tmp_path)])

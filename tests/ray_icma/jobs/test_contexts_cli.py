@@ -51,7 +51,7 @@ def test_user_errors_are_one_line(tmp_path, chebi20_test_file, chebi20_pool_file
         app, ["contexts", "build", "--task", "mol2cap", "--queries", str(chebi20_test_file), "--pool", str(chebi20_pool_file),
               "--retriever", "bm25", "--out", str(out)]
     )
-    assert wrong.exit_code == 1 and "does not serve task mol2cap" in wrong.output
+    assert wrong.exit_code == 2 and "does not serve task mol2cap" in wrong.output  # a bad choice: usage error
     missing = runner.invoke(
         app, ["contexts", "build", "--task", "mol2cap", "--queries", str(tmp_path / "none.txt"), "--pool", str(chebi20_pool_file), "--out", str(out)]
     )

@@ -52,7 +52,7 @@ def test_cli_errors_are_one_line(tmp_path):
     missing = runner.invoke(app, ["pipeline", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 1 and "not found" in missing.output and "Traceback" not in missing.output
     bad_stage = runner.invoke(app, ["pipeline", str(QUICKSTART), "--rerun", "bake"])
-    assert bad_stage.exit_code == 1 and "stages are" in bad_stage.output
+    assert bad_stage.exit_code == 2 and "stages are" in bad_stage.output  # a bad choice: usage error
     bad_key = runner.invoke(app, ["pipeline", str(QUICKSTART), "train.max_stepz=3"])
     assert bad_key.exit_code == 1 and "max_stepz" in bad_key.output
 
