@@ -1,4 +1,11 @@
-"""Turn one query's retrieval list into the in-context examples of its prompt.
+"""Turn one query's retrieval list into the in-context examples of its prompt: the one path from
+ranked ids to examples, used by training and generation rows (``ray_icma.prompts.build_icl_rows``),
+``ray-icma contexts show`` and the Serve reranker, so the same query, seed and switches give the
+same examples everywhere.
+
+Seeding: with ``query_id`` the walk's seed is ``example_seed(seed, query_id)`` (a run seed gives
+each query its own reproducible walk); without it ``seed`` is the walk's seed itself (Serve, where
+each request carries its own seed).
 
 Generic on purpose: an example is an (input, output) pair looked up by id, whatever the task
 (molecule -> caption, caption -> molecule, molecule -> property). Prompt wording belongs to the
@@ -9,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Hashable, Mapping, Sequence
 
-from retrieval.rerank import select_examples
+from retrieval.rerank import example_seed, select_examples
 
-__all__ = ["ContextExample", "build_context"]
+__all__ = ["ContextExample", "build_context", "choose_examples"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +38,42 @@ class ContextExample:
     score: float
 
 
+def choose_examples(
+    ranked: Sequence[Any],
+    n: int,
+    *,
+    query_id: Hashable | None = None,
+    seed: int | None = 0,
+    key=None,
+    **select_kwargs: Any,
+) -> list[Any]:
+    """Which items of a best-first list become the ``n`` examples, in prompt order.
+
+    Args:
+        ranked: best-first items (ids, or ``(id, score)`` pairs with ``key`` picking the id).
+        n: number of examples.
+        query_id: the query's own id: never its own example (dropped from ``ranked``), and it
+            keys the walk's seed (``example_seed(seed, query_id)``).
+        seed: the run seed (with ``query_id``) or the walk's seed itself (without).
+        key: maps an item to its id (default: the item itself).
+        **select_kwargs: :func:`retrieval.rerank.select_examples` options (``strategy``,
+            ``start_pos``, ``window``, ``p_take``, ``reverse``).
+    """
+    ident = key or (lambda item: item)
+    if query_id is not None:
+        ranked = [item for item in ranked if ident(item) != query_id]
+        seed = example_seed(0 if seed is None else seed, query_id)
+    return select_examples(list(ranked), n, seed=seed, **select_kwargs)
+
+
 def build_context(
     ranked_ids: Sequence[Hashable],
     scores: Sequence[float],
     lookup: Mapping[Hashable, tuple[str, str]],
     n: int,
+    *,
+    query_id: Hashable | None = None,
+    seed: int | None = 0,
     **select_kwargs: Any,
 ) -> list[ContextExample]:
     """Choose ``n`` examples from a best-first retrieval list and resolve them to text.
@@ -45,8 +83,9 @@ def build_context(
         scores: their similarity scores, same length.
         lookup: id -> (input, output) for every id that may appear (the retrieval pool).
         n: number of examples.
+        query_id, seed: see :func:`choose_examples`.
         **select_kwargs: passed to :func:`retrieval.rerank.select_examples` (``strategy``,
-            ``start_pos``, ``p_take``, ``seed``, ``reverse``, ``window``).
+            ``start_pos``, ``p_take``, ``reverse``, ``window``).
 
     Returns:
         The examples in prompt order (most similar last unless ``reverse=False``).
@@ -58,7 +97,7 @@ def build_context(
     """
     if len(ranked_ids) != len(scores):
         raise ValueError(f"ranked_ids has {len(ranked_ids)} items but scores has {len(scores)}")
-    chosen = select_examples(list(zip(ranked_ids, scores)), n, **select_kwargs)
+    chosen = choose_examples(list(zip(ranked_ids, scores)), n, query_id=query_id, seed=seed, key=lambda item: item[0], **select_kwargs)
     examples = []
     for item_id, score in chosen:
         try:

@@ -30,18 +30,18 @@ class Reranker:
         Raises:
             BadRequest: an unknown strategy or a negative n_shot (the library's message).
         """
-        from retrieval.rerank import select_examples
+        from retrieval.context import choose_examples  # the one ranked-ids -> examples path (training, CLI, here)
 
         try:
             return [
                 int(i)
-                for i in select_examples(
+                for i in choose_examples(
                     list(range(n_candidates)),
                     n_shot,
+                    seed=seed,  # the request's walk seed (no query id: used as is)
                     strategy=strategy,
                     start_pos=self._cfg.start_pos,
                     p_take=self._cfg.p_take,
-                    seed=seed,
                     reverse=self._cfg.reverse,
                 )
             ]

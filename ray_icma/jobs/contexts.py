@@ -138,12 +138,14 @@ class ContextTable(Mapping):
         """Queries that got no neighbours because their SMILES could not be used."""
         return list(self.meta.get("invalid_query_ids", []))
 
-    def examples(self, query_id: str, lookup: Mapping[str, tuple[str, str]], n: int, **select_kwargs: Any):
-        """The query's in-context examples in prompt order (see :func:`retrieval.context.build_context`)."""
+    def examples(self, query_id: str, lookup: Mapping[str, tuple[str, str]], n: int, *, seed: int = 0, **select_kwargs: Any):
+        """The query's in-context examples in prompt order, exactly as training and generation
+        rows get them for the same run ``seed`` (:func:`retrieval.context.build_context` keyed by
+        the query id)."""
         from retrieval.context import build_context
 
         ids, scores = self[query_id]
-        return build_context(ids, scores, lookup, n, **select_kwargs)
+        return build_context(ids, scores, lookup, n, query_id=query_id, seed=seed, **select_kwargs)
 
     def write(self, path: str | PathLike[str]) -> Path:
         """Write the JSONL file and its ``.meta.json`` sidecar; returns the JSONL path."""

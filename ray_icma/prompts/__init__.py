@@ -7,7 +7,7 @@ from ray_icma.prompts.icl_prompt import (
     fit_prompt,
     parse_output,
 )
-from ray_icma.prompts.icl_rows import build_icl_rows, record_io
+from ray_icma.prompts.icl_rows import ICMA_SELECTION_WINDOW, build_icl_rows, record_io, selection_window
 from ray_icma.prompts.templates import TASKS, TEMPLATES
 
 __all__ = [
@@ -20,5 +20,7 @@ __all__ = [
     "fit_prompt",
     "count_tokens",
     "build_icl_rows",
+    "selection_window",
+    "ICMA_SELECTION_WINDOW",
     "record_io",
 ]

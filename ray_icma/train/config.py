@@ -47,6 +47,11 @@ class DataSection(_Section):
     n_shot: int = Field(2, ge=0, description="examples per prompt (ICMA models: 2 mol2cap, 4 cap2mol)")
     strategy: Literal["code", "probabilistic", "top"] = Field("code", description="example selection, see retrieval.rerank")
     start_pos: int = Field(0, ge=0, description="first usable neighbor rank after the query itself is removed")
+    window: int | Literal["icma"] = Field(
+        10, description="candidates the walk chooses among; icma: ICMA's windows (cap2mol training rows 9 = its start_pos=1)"
+    )
+    reverse: bool = Field(True, description="sequence reversal: most similar example last (ICMA); false: best first")
+    p_take: float = Field(0.5, gt=0, le=1, description="take probability of strategy=probabilistic (this project's walk)")
     max_rows: int | None = Field(None, gt=0, description="train on a seeded random sample of this many rows")
     cutoff_len: int = Field(1024, gt=16, description="token budget for prompt + answer (ICMA 1024; their models 2048)")
 

@@ -63,7 +63,8 @@ def build_train_rows(cfg: TrainConfig) -> list[dict]:
         from ray_icma.jobs.contexts import read_contexts
 
         contexts = read_contexts(data.contexts)
-    rows = build_icl_rows(queries, pool, contexts, data.task, data.n_shot, strategy=data.strategy, start_pos=data.start_pos, seed=cfg.seed)
+    rows = build_icl_rows(queries, pool, contexts, data.task, data.n_shot, strategy=data.strategy, start_pos=data.start_pos, seed=cfg.seed,
+                          reverse=data.reverse, window=data.window, p_take=data.p_take)
     if not rows:
         raise ValueError(f"{data.train} gave no training rows")
     random.Random(cfg.seed).shuffle(rows)  # a fixed global order; epochs reshuffle locally with seed + epoch

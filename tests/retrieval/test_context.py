@@ -36,3 +36,17 @@ def test_build_context_errors():
         build_context(IDS, SCORES[:3], LOOKUP, 2)
     with pytest.raises(KeyError, match="not in the pool"):
         build_context(["missing"], [0.9], LOOKUP, 1)
+
+
+def test_query_id_is_dropped_and_keys_the_walk_seed():
+    from retrieval.context import choose_examples
+    from retrieval.rerank import example_seed, select_examples
+
+    others = [c for c in IDS if c != "c2"]
+    got = build_context(IDS, SCORES, LOOKUP, 4, query_id="c2", seed=5, strategy="probabilistic")
+    want = select_examples(others, 4, strategy="probabilistic", seed=example_seed(5, "c2"))
+    assert [e.id for e in got] == want and "c2" not in want
+    # without a query id the seed is the walk's own (Serve's per-request seed)
+    assert choose_examples(list(range(10)), 4, seed=9, strategy="probabilistic") == select_examples(
+        list(range(10)), 4, strategy="probabilistic", seed=9
+    )

@@ -96,3 +96,63 @@ def test_rows_from_a_contexts_file(records, tmp_path):
         assert row["examples"] == [[by_cid[c].smiles, by_cid[c].text] for c in reversed(best_two)]
     with pytest.raises(ValueError, match="retrieved for task 'mol2cap'"):
         build_icl_rows(records[:1], records, table, "cap2mol", 2)
+
+
+def test_reversal_is_a_switch(records):
+    table = _neighbor_table(records)
+    on = build_icl_rows(records[:1], records, table, "mol2cap", n_shot=3, strategy="top")
+    off = build_icl_rows(records[:1], records, table, "mol2cap", n_shot=3, strategy="top", reverse=False)
+    assert [e[0] for e in off[0]["examples"]] == [records[1].smiles, records[2].smiles, records[3].smiles]  # best first
+    assert on[0]["examples"] == off[0]["examples"][::-1]  # best last, next to the query
+    assert on[0]["prompt"] != off[0]["prompt"]
+
+
+@pytest.mark.parametrize(
+    ("task", "n_shot", "ranks"),
+    [
+        # ICMA cap2mol training: list [query, 1..10], start_pos=1, step floor(9/n): ranks 1,5 / 1,3,5,7 of its list
+        ("cap2mol", 2, [1, 5]),
+        ("cap2mol", 4, [1, 3, 5, 7]),
+        ("cap2mol", 3, [1, 4, 7]),
+        # ICMA mol2cap: start_pos=0 over 10 others, step floor(10/n): neighbours 1 and 6 here
+        ("mol2cap", 2, [1, 6]),
+    ],
+)
+def test_icma_window_reproduces_icmas_bucket_sampling(records, task, n_shot, ranks):
+    table = _neighbor_table(records)
+    rows = build_icl_rows(records[:1], records, table, task, n_shot, strategy="code", window="icma", reverse=False)
+    got = [e[1] if task == "cap2mol" else e[0] for e in rows[0]["examples"]]
+    assert got == [records[r].smiles for r in ranks]
+
+
+def test_default_window_is_one_wider_for_cap2mol_training_rows(records):
+    table = _neighbor_table(records)
+    default = build_icl_rows(records[:1], records, table, "cap2mol", 2, strategy="code", reverse=False)
+    assert [e[1] for e in default[0]["examples"]] == [records[1].smiles, records[6].smiles]
+
+
+def test_icma_window_for_queries_outside_the_pool_is_ten(records):
+    pool, query = records[1:], records[0]  # query not in the pool (test split): ICMA's list has no self entry
+    table = {query.cid: ([r.cid for r in pool[:10]], [1.0] * 10)}
+    rows = build_icl_rows([query], pool, table, "cap2mol", 2, strategy="code", window="icma", reverse=False)
+    assert [e[1] for e in rows[0]["examples"]] == [pool[0].smiles, pool[5].smiles]
+
+
+def test_bad_window_is_refused(records):
+    with pytest.raises(ValueError, match="window"):
+        build_icl_rows(records[:1], records, None, "mol2cap", 0, window="paper")
+
+
+def test_contexts_show_path_gives_the_training_examples(records):
+    """`ray-icma contexts show --n` (ContextTable.examples) and training rows pick the same examples
+    for the same run seed: one path from ranked ids to examples."""
+    from ray_icma.jobs.contexts import ContextTable
+
+    rows_table = _neighbor_table(records)
+    table = ContextTable(rows_table, task="mol2cap", retriever="morgan")
+    lookup = {r.cid: (r.smiles, r.text) for r in records}
+    rows = build_icl_rows(records[:10], records, table, "mol2cap", 3, strategy="probabilistic", seed=7)
+    for query, row in zip(records[:10], rows):
+        shown = table.examples(query.cid, lookup, 3, strategy="probabilistic", seed=7)
+        assert [[e.input, e.output] for e in shown] == row["examples"]
+        assert query.cid not in [e.id for e in shown]
