@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-import os
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -22,7 +21,8 @@ __all__ = ["ElasticsearchIndex", "ES_INDEX_SETTINGS_FILE", "es_index_body"]
 
 ES_INDEX_SETTINGS_FILE = Path(__file__).with_name("es_index_settings.json")  # the one copy of settings + mapping
 _INVALID_INDEX_NAME = re.compile(r'[\\/*?"<>| ,#:A-Z]')
-_RETRY_STATUSES = (429, 502, 503, 504)
+_RETRY_STATUSES = (429, 502, 503, 504)  # the client's own default set, stated here because bulk leaves out 429
+_BACKOFF_CAP_S = 30.0
 T = TypeVar("T")
 
 
@@ -51,8 +51,12 @@ class ElasticsearchIndex(BM25Index):
     ``index()`` builds ``NAME-<UTC timestamp>``, bulk-loads it, then atomically moves the alias
     ``NAME`` to it and deletes the index the alias pointed to before: searches keep working
     during a rebuild. ``search()`` sends ``match`` queries through ``_msearch`` in chunks.
-    Requests are retried by the client (``max_retries``, ``retry_on_timeout``) and, on 429/5xx
-    or connection errors, again by this class with exponential back-off.
+    Retries are the official client's, in one layer: ``max_retries`` per request on connection
+    errors, timeouts and 429/502/503/504 answers (``retry_on_status``), with its jittered
+    exponential back-off (``retry_backoff_base=backoff_s``, capped at 30 s). Bulk requests leave
+    429 to ``helpers.streaming_bulk``, which also retries the documents a 200 answer rejected
+    with 429 (a per-document retry the transport cannot see). When retries run out, a dead server
+    raises ``BM25BackendUnavailable`` with the URL and what to do.
 
     Constructing the object checks the server with ``cluster.health()`` (``GET /`` is not
     served by every deployment) and raises ``BM25BackendUnavailable`` quickly if it is not
@@ -64,8 +68,8 @@ class ElasticsearchIndex(BM25Index):
         tokenizer: Must be ``"standard"``; text is analyzed on the server.
         k1, b: BM25 parameters written to the index settings.
         request_timeout: Seconds per request.
-        max_retries: Client retries per request and this class' back-off rounds.
-        backoff_s: First back-off pause; doubles each round, capped at 30 s.
+        max_retries: Client retries per request (so at most ``max_retries + 1`` attempts).
+        backoff_s: Base of the client's back-off between retries; doubles each retry, capped at 30 s.
         connect_timeout: Seconds for the health check at construction.
         number_of_shards, number_of_replicas: Index layout (1 and 0: BM25 statistics are
             per shard, so one shard ranks exactly like the embedded backends).
@@ -106,8 +110,10 @@ class ElasticsearchIndex(BM25Index):
         self.show_progress = show_progress
         self._ids_known = False
         self._ids_index = ""  # concrete index the cached ids belong to
-        self.client = self._es.Elasticsearch(url, request_timeout=request_timeout, max_retries=self.max_retries,
-                                             retry_on_timeout=True, **{**_env_credentials(), **(client_kwargs or {})})
+        self.client = self._es.Elasticsearch(
+            url, request_timeout=request_timeout, max_retries=self.max_retries, retry_on_timeout=True,
+            retry_on_status=_RETRY_STATUSES, retry_backoff_base=self.backoff_s, retry_backoff_cap=_BACKOFF_CAP_S,
+            **{**_env_credentials(), **(client_kwargs or {})})
         self._check_health(connect_timeout)
 
     # -- connection --------------------------------------------------------------------------------
@@ -118,9 +124,9 @@ class ElasticsearchIndex(BM25Index):
             f"or use build_bm25_index('bm25s') for the embedded backend.")
 
     def _check_health(self, timeout: float) -> None:
-        client = self.client.options(request_timeout=timeout, max_retries=0)
+        client = self.client.options(request_timeout=timeout, max_retries=0)  # a dead server fails in one attempt
         try:
-            health = self._with_backoff(lambda: client.cluster.health(), attempts=2)
+            health = self._call(client.cluster.health)
         except self._es.ApiError as exc:
             raise BM25BackendUnavailable(f"Elasticsearch at {self.url} answered the health check with "
                                          f"{exc.meta.status}: {exc}. Check credentials (client_kwargs) and the URL.") from exc
@@ -128,26 +134,19 @@ class ElasticsearchIndex(BM25Index):
             raise BM25BackendUnavailable(f"Elasticsearch at {self.url} reports cluster status red; "
                                          f"wait for it to recover (GET _cluster/health) before using the index.")
 
-    def _with_backoff(self, call: Callable[[], T], attempts: int | None = None) -> T:
-        """Run ``call``, retrying connection errors and 429/5xx answers with exponential back-off."""
-        attempts = (self.max_retries + 1) if attempts is None else attempts
-        for attempt in range(attempts):
-            try:
-                return call()
-            except (self._es.ConnectionError, self._es.ConnectionTimeout) as exc:
-                if attempt + 1 == attempts:
-                    raise self._unavailable(exc) from exc
-            except self._es.ApiError as exc:
-                if exc.meta.status not in _RETRY_STATUSES or attempt + 1 == attempts:
-                    raise
-            time.sleep(min(self.backoff_s * 2**attempt, 30.0))
-        raise AssertionError("unreachable")
+    def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` (a client call, which retries by itself); a server that stays
+        unreachable after those retries becomes ``BM25BackendUnavailable``. No retry here."""
+        try:
+            return fn(*args, **kwargs)
+        except (self._es.ConnectionError, self._es.ConnectionTimeout) as exc:
+            raise self._unavailable(exc) from exc
 
     # -- alias bookkeeping ---------------------------------------------------------------------------
     def _alias_targets(self) -> list[str]:
         """Concrete indices behind the alias (empty if there is no alias)."""
         try:
-            return sorted(self._with_backoff(lambda: self.client.indices.get_alias(name=self.index_name)).body)
+            return sorted(self._call(self.client.indices.get_alias, name=self.index_name).body)
         except self._es.NotFoundError:
             return []
 
@@ -163,20 +162,20 @@ class ElasticsearchIndex(BM25Index):
         """Build a fresh timestamped index and swap the alias to it; the previous index is deleted."""
         texts, ids = self._check_corpus(texts, ids)
         old = self._alias_targets()
-        if not old and self._with_backoff(lambda: self.client.indices.exists(index=self.index_name)):
+        if not old and self._call(self.client.indices.exists, index=self.index_name):
             raise ValueError(f"{self.index_name!r} on {self.url} is a concrete index, not an alias, so it cannot be swapped; "
                              f"delete it (DELETE /{self.index_name}) or choose another index_name")
         new = self._new_index_name()
         body = es_index_body(self.k1, self.b, self.number_of_shards, self.number_of_replicas)
         body["settings"]["refresh_interval"] = "-1"  # no refreshes while bulk-loading
-        self._with_backoff(lambda: self.client.indices.create(index=new, settings=body["settings"], mappings=body["mappings"]))
+        self._call(self.client.indices.create, index=new, settings=body["settings"], mappings=body["mappings"])
         try:
             self._bulk(new, texts, ids, start=0)
-            self._with_backoff(lambda: self.client.indices.put_settings(index=new, settings={"refresh_interval": None}))
-            self._with_backoff(lambda: self.client.indices.refresh(index=new))
+            self._call(self.client.indices.put_settings, index=new, settings={"refresh_interval": None})
+            self._call(self.client.indices.refresh, index=new)
             actions = [{"remove": {"index": name, "alias": self.index_name}} for name in old]
             actions.append({"add": {"index": new, "alias": self.index_name, "is_write_index": True}})
-            self._with_backoff(lambda: self.client.indices.update_aliases(actions=actions))  # atomic swap
+            self._call(self.client.indices.update_aliases, actions=actions)  # atomic swap
         except BaseException:
             self._delete_quietly(new)  # leave no half-built index behind
             raise
@@ -199,7 +198,7 @@ class ElasticsearchIndex(BM25Index):
         current = self.ids
         texts, ids = self._check_corpus(texts, ids, start=len(current))
         self._bulk(self.index_name, texts, ids, start=len(current))
-        self._with_backoff(lambda: self.client.indices.refresh(index=self.index_name))
+        self._call(self.client.indices.refresh, index=self.index_name)
         self._ids = current + ids
 
     def _bulk(self, index: str, texts: list[str], ids: list[str], start: int) -> None:
@@ -207,9 +206,11 @@ class ElasticsearchIndex(BM25Index):
                    for i, (doc_id, text) in enumerate(zip(ids, texts)))
         failures = []
         with tqdm(total=len(texts), desc=f"bulk {index}", unit="doc", disable=not self.show_progress) as bar:
+            # 429 (whole request or single documents) is the helper's to retry, the rest the client's: one layer each
+            client = self.client.options(retry_on_status=tuple(s for s in _RETRY_STATUSES if s != 429))
             stream = self._helpers.streaming_bulk(
-                self.client, actions, chunk_size=self.bulk_chunk_size, max_retries=self.max_retries,
-                initial_backoff=self.backoff_s, max_backoff=30.0, raise_on_error=False)
+                client, actions, chunk_size=self.bulk_chunk_size, max_retries=self.max_retries,
+                initial_backoff=self.backoff_s, max_backoff=_BACKOFF_CAP_S, raise_on_error=False)
             try:
                 for ok, item in stream:
                     bar.update(1)
@@ -256,7 +257,7 @@ class ElasticsearchIndex(BM25Index):
             return targets[0]
         if targets:
             return self.index_name
-        if self._with_backoff(lambda: self.client.indices.exists(index=self.index_name)):
+        if self._call(self.client.indices.exists, index=self.index_name):
             return self.index_name  # a plain index of that name: searchable, just not swappable
         raise self._missing()
 
@@ -270,7 +271,7 @@ class ElasticsearchIndex(BM25Index):
                 body.append({"size": k, "query": {"match": {"text": query}}, "_source": False,
                              "docvalue_fields": ["position"], "track_total_hits": False})
             try:
-                responses = self._with_backoff(lambda: self.client.msearch(index=target, searches=body)["responses"])
+                responses = self._call(self.client.msearch, index=target, searches=body)["responses"]
             except self._es.NotFoundError:
                 raise _IndexGone() from None
             for offset, response in enumerate(responses):
@@ -300,7 +301,7 @@ class ElasticsearchIndex(BM25Index):
         if self._ids_known:
             return len(self._ids)
         try:
-            return int(self._with_backoff(lambda: self.client.count(index=self.index_name))["count"])
+            return int(self._call(self.client.count, index=self.index_name)["count"])
         except self._es.NotFoundError as exc:
             raise self._missing() from exc
 
