@@ -15,7 +15,7 @@ import numpy as np
 
 from ray_icma.property.records import PropertyRecord
 
-__all__ = ["morgan_matrix", "random_forest_scores", "knn_scores"]
+__all__ = ["morgan_matrix", "random_forest_scores", "knn_scores", "knn_vote"]
 
 
 def morgan_matrix(smiles: Sequence[str], n_bits: int = 2048) -> np.ndarray:
@@ -58,3 +58,19 @@ def knn_scores(rows: Sequence[dict], train: Sequence[PropertyRecord], label_colu
         known = [r.labels[j] for r in train if r.labels[j] is not None]
         prevalence[column] = float(np.mean(known)) if known else 0.5
     return np.array([r["knn"] if r["knn"] is not None else prevalence[r["label"]] for r in rows], dtype=np.float64)
+
+
+def knn_vote(rows: Sequence[dict], neighbours: dict[str, list[str]], pool: dict[str, PropertyRecord], label_columns: Sequence[str],
+             k: int) -> np.ndarray:
+    """Share of Yes among the first ``k`` neighbours with the label measured (training prevalence if none)."""
+    index = {c: j for j, c in enumerate(label_columns)}
+    prevalence = {}
+    for c, j in index.items():
+        known = [r.labels[j] for r in pool.values() if r.labels[j] is not None]
+        prevalence[c] = float(np.mean(known)) if known else 0.5
+    out = np.empty(len(rows))
+    for i, row in enumerate(rows):
+        j = index[row["label"]]
+        votes = [pool[n].labels[j] for n in neighbours.get(row["query_id"], ()) if n in pool and pool[n].labels[j] is not None][:k]
+        out[i] = float(np.mean(votes)) if votes else prevalence[row["label"]]
+    return out

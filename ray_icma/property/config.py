@@ -15,8 +15,8 @@ class _Section(BaseModel):
 
 class RetrievalSection(_Section):
     retriever: str = Field("morgan", description="morgan, topological, gnn:<checkpoint.pth> or random")
-    k: int = Field(16, gt=0, description="neighbours fetched per molecule (examples are the first n_shot with the label known)")
-    n_shot: int = Field(4, ge=0, description="examples per prompt")
+    k: int = Field(12, gt=0, description="neighbours fetched per molecule (examples are the first n_shot with the label known)")
+    n_shot: int = Field(2, ge=0, description="examples per prompt (ICMA's released models: 2 for mol2cap)")
 
 
 class TrainSection(_Section):
@@ -45,6 +45,8 @@ class ScoreSection(_Section):
 class BaselineSection(_Section):
     rf_trees: int = Field(200, gt=0, description="random forest trees (Morgan r2 2048 bits)")
     rf_jobs: int = Field(1, gt=0)
+    knn_k: int = Field(10, gt=0, description="a second k-NN vote over this many neighbours (the first uses the prompt's n_shot)")
+    full_test: bool = Field(True, description="when ICMT scores a sample, also score the baselines on the whole test split")
 
 
 class PropertyConfig(_Section):

@@ -20,19 +20,25 @@ from ray_icma.property.config import PropertyConfig
 from ray_icma.property.datasets import PropertySet, get_set
 from ray_icma.property.records import PropertyRecord
 
-__all__ = ["property_rows", "select_test_rows", "score_table", "evaluate_methods", "run_property"]
+__all__ = ["property_rows", "label_stubs", "select_test_rows", "score_table", "evaluate_methods", "run_property"]
 
 log = logging.getLogger(__name__)
 
 
 def property_rows(queries: Sequence[PropertyRecord], train: Sequence[PropertyRecord], spec: PropertySet, *,
-                  retriever: str, k: int, n_shot: int, seed: int = 0) -> list[dict]:
-    """In-context rows for every known (query, label): neighbours come from ``train`` only."""
+                  retriever: str, k: int, n_shot: int, seed: int = 0) -> tuple[list[dict], dict[str, list[str]]]:
+    """In-context rows for every known (query, label), and the neighbour lists (from ``train`` only)."""
     from ray_icma.property.neighbours import retrieve_neighbours
     from ray_icma.property.prompts import build_property_rows
 
     neighbours, _ = retrieve_neighbours(queries, train, retriever, k, seed=seed)
-    return build_property_rows(queries, {r.id: r for r in train}, neighbours, spec, n_shot)
+    return build_property_rows(queries, {r.id: r for r in train}, neighbours, spec, n_shot), neighbours
+
+
+def label_stubs(records: Sequence[PropertyRecord], spec: PropertySet) -> list[dict]:
+    """One ``{id, query_id, label, y}`` per known (molecule, label): what `select_test_rows` needs, before any retrieval."""
+    return [{"id": f"{r.id}|{c}", "query_id": r.id, "label": c, "y": r.labels[j]}
+            for r in records for j, c in enumerate(spec.labels) if r.labels[j] is not None]
 
 
 def select_test_rows(rows: Sequence[dict], cap: int | None, *, seed: int = 0) -> list[dict]:
@@ -95,7 +101,7 @@ def run_property(cfg: PropertyConfig, *, adapter: str | None = None, say: Callab
         adapter: an adapter dir to score with (overrides ``train``; the benchmark passes the one it trained).
         say: progress messages.
     """
-    from ray_icma.property.baselines import knn_scores, random_forest_scores
+    from ray_icma.property.baselines import knn_scores, knn_vote, random_forest_scores
     from ray_icma.property.scoring import score_rows
     from ray_icma.property.splits import load_property_splits
     from ray_icma.property.training import property_train_config, sample_training_rows, train_property_adapter
@@ -114,9 +120,14 @@ def run_property(cfg: PropertyConfig, *, adapter: str | None = None, say: Callab
 
     r = cfg.retrieval
     t0 = time.perf_counter()
-    all_test_rows = property_rows(test, train, spec, retriever=r.retriever, k=r.k, n_shot=r.n_shot, seed=cfg.seed)
-    rows = select_test_rows(all_test_rows, cfg.score.test_rows, seed=cfg.seed)
+    stubs = label_stubs(test, spec)
+    chosen = {x["id"] for x in select_test_rows(stubs, cfg.score.test_rows, seed=cfg.seed)}
+    sampled = len(chosen) < len(stubs)
+    need = test if (not sampled or cfg.baselines.full_test) else [m for m in test if any(f"{m.id}|{c}" in chosen for c in spec.labels)]
+    all_test_rows, test_neighbours = property_rows(need, train, spec, retriever=r.retriever, k=r.k, n_shot=r.n_shot, seed=cfg.seed)
+    rows = [x for x in all_test_rows if x["id"] in chosen]
     timings["retrieve_test"] = time.perf_counter() - t0
+    pool = {m.id: m for m in train}
 
     train_info: dict = {}
     adapter = adapter or cfg.train.adapter
@@ -127,7 +138,7 @@ def run_property(cfg: PropertyConfig, *, adapter: str | None = None, say: Callab
         # neighbours for a sample of training molecules (enough for `rows` after label expansion)
         n_mol = len(train) if t.rows is None else min(len(train), max(t.rows * 4 // spec.n_labels + 50, t.rows))
         queries = rng.sample(train, n_mol)
-        train_rows = sample_training_rows(property_rows(queries, train, spec, retriever=r.retriever, k=r.k, n_shot=r.n_shot, seed=cfg.seed),
+        train_rows = sample_training_rows(property_rows(queries, train, spec, retriever=r.retriever, k=r.k, n_shot=r.n_shot, seed=cfg.seed)[0],
                                           t.rows, seed=cfg.seed, positive_share=t.positive_share)
         tcfg = property_train_config(
             model=cfg.model, run_name=f"property-{spec.name}-{cfg.split}", storage_path=str((out / "ray_runs").resolve()),
@@ -149,17 +160,19 @@ def run_property(cfg: PropertyConfig, *, adapter: str | None = None, say: Callab
     t0 = time.perf_counter()
     rf_matrix = random_forest_scores(train, test, spec.n_labels, n_estimators=cfg.baselines.rf_trees, seed=cfg.seed, n_jobs=cfg.baselines.rf_jobs)
     timings["random_forest"] = time.perf_counter() - t0
-    methods = {"icmt": p_icmt, "knn": knn_scores(rows, train, spec.labels), "rf": _rf_row_scores(rows, test, rf_matrix, spec)}
+    methods = {"icmt": p_icmt, "knn": knn_scores(rows, train, spec.labels),
+               f"knn{cfg.baselines.knn_k}": knn_vote(rows, test_neighbours, pool, spec.labels, cfg.baselines.knn_k),
+               "rf": _rf_row_scores(rows, test, rf_matrix, spec)}
     result = {
         "dataset": spec.name,
         "split": cfg.split,
         "sizes": {
-            "train_molecules": len(train), "test_molecules": len(test), "test_rows_all": len(all_test_rows),
+            "train_molecules": len(train), "test_molecules": len(test), "test_rows_all": len(stubs),
             "test_rows_scored": len(rows), "test_molecules_scored": len({x["query_id"] for x in rows}),
             "train_rows": train_info.get("rows"), "train_steps": train_info.get("steps"), "bad_rows": len(bad),
         },
         "settings": {"retriever": r.retriever, "k": r.k, "n_shot": r.n_shot, "model": cfg.model, "adapter": adapter,
-                     "cutoff_len": cfg.cutoff_len, "score_precision": cfg.score.precision, "seed": cfg.seed, "rf_trees": cfg.baselines.rf_trees},
+                     "cutoff_len": cfg.cutoff_len, "score_precision": cfg.score.precision, "seed": cfg.seed, "rf_trees": cfg.baselines.rf_trees, "knn_k": cfg.baselines.knn_k},
         "same_rows": evaluate_methods(rows, methods, spec, n_boot=cfg.n_boot, seed=cfg.seed),
         "score_meta": score_meta,
         "train": {k: v for k, v in train_info.items() if k != "loss_history"} | (
@@ -167,11 +180,13 @@ def run_property(cfg: PropertyConfig, *, adapter: str | None = None, say: Callab
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "bad_rows": bad[:50],
     }
-    if len(rows) < len(all_test_rows):  # baselines on the whole test split as well
-        full = {"knn": knn_scores(all_test_rows, train, spec.labels), "rf": _rf_row_scores(all_test_rows, test, rf_matrix, spec)}
+    if sampled and cfg.baselines.full_test:  # baselines on the whole test split as well
+        full = {"knn": knn_scores(all_test_rows, train, spec.labels),
+                f"knn{cfg.baselines.knn_k}": knn_vote(all_test_rows, test_neighbours, pool, spec.labels, cfg.baselines.knn_k),
+                "rf": _rf_row_scores(all_test_rows, test, rf_matrix, spec)}
         result["full_test"] = evaluate_methods(all_test_rows, full, spec, n_boot=cfg.n_boot, seed=cfg.seed)
     (out / "results.json").write_text(json.dumps(result, indent=1))
     (out / "predictions.jsonl").write_text("".join(
-        json.dumps({"id": x["id"], "y": x["y"], "icmt": float(a), "knn": float(b), "rf": float(c)}) + "\n"
-        for x, a, b, c in zip(rows, methods["icmt"], methods["knn"], methods["rf"])))
+        json.dumps({"id": x["id"], "y": x["y"], **{m: float(v[i]) for m, v in methods.items()}}) + "\n"
+        for i, x in enumerate(rows)))
     return result

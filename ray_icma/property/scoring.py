@@ -173,7 +173,7 @@ def score_rows(
 
     import ray
 
-    from ray_icma.jobs.embed import connect_ray
+    from ray_icma.ray_connect import connect_ray
 
     if not rows:
         return np.zeros(0), {"rows": 0, "seconds": 0.0}
