@@ -126,7 +126,9 @@ def register(app: typer.Typer) -> None:
         http.setdefault("port", 8000)
         started_local = not address
         try:
-            ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False)
+            from ray_icma.ray_connect import connect_ray
+
+            connect_ray(address or None)
         except Exception as exc:  # noqa: BLE001
             typer.secho(f"cannot connect to Ray at {address or 'local'}: {exc}", fg="red", err=True)
             raise typer.Exit(1) from None

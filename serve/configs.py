@@ -231,7 +231,7 @@ class ICMAServingArgs(_Strict):
 
     base_dir: str | None = Field(
         default=None,
-        description="Relative paths are resolved against this directory (default: $RAY_ICMA_HOME or the repo root).",
+        description="Relative paths are resolved against this directory (default: $RAY_ICMA_BASE_DIR or the repo root).",
     )
     retriever: RetrieverConfig = Field(description="Retriever deployment.")
     reranker: RerankerConfig = Field(default_factory=RerankerConfig, description="Reranker deployment.")
@@ -242,7 +242,9 @@ class ICMAServingArgs(_Strict):
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> "ICMAServingArgs":
-        base = Path(self.base_dir or os.environ.get("RAY_ICMA_HOME") or REPO_ROOT)
+        from ray_icma.env import base_dir  # RAY_ICMA_BASE_DIR (RAY_ICMA_HOME is the cache root, not a path base)
+
+        base = Path(self.base_dir or base_dir() or REPO_ROOT)
 
         def resolve(p: str | None, hub_ok: bool = False) -> str | None:
             if p is None or "://" in p:

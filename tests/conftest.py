@@ -151,3 +151,28 @@ def pytest_make_collect_report(collector):
     report = outcome.get_result()
     if IN_CI and report.skipped and _IMPORT_SKIP in _skip_reason(report.longrepr):
         _fail_report(report, _skip_reason(report.longrepr))
+
+
+# -- test tiers ---------------------------------------------------------------------------------
+# `pytest -m "not slow"` is the fast tier: no Ray cluster, no Elasticsearch, no deployed Serve app.
+# A test that asks for a service (directly or through another fixture) is marked for it here, and
+# every service test is also `slow`, so the tier cannot silently grow a service dependency.
+_SERVICE_FIXTURES = {"es_url": "es", "ray_cluster": "ray_cluster"}
+_SERVICE_MARKS = ("es", "ray_cluster")
+_SLOW_FOLDERS = {"integration", "serve"}  # network-namespace clusters; the shared Serve app
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for fixture, mark in _SERVICE_FIXTURES.items():
+            if fixture in names and item.get_closest_marker(mark) is None:
+                item.add_marker(getattr(pytest.mark, mark))
+        try:
+            folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            folder = ""
+        if item.get_closest_marker("slow") is None and (
+            folder in _SLOW_FOLDERS or any(item.get_closest_marker(m) for m in _SERVICE_MARKS)
+        ):
+            item.add_marker(pytest.mark.slow)

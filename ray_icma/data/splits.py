@@ -1,7 +1,6 @@
 """`read_split`: load one split of a registered data set (or of a folder) by name."""
 from __future__ import annotations
 
-import os
 from os import PathLike
 from pathlib import Path
 
@@ -15,7 +14,9 @@ DATA_ROOT_ENV = "RAY_ICMA_DATA"
 
 def default_root() -> Path:
     """$RAY_ICMA_DATA, else ./data."""
-    return Path(os.environ.get(DATA_ROOT_ENV, "data"))
+    from ray_icma.env import data_root
+
+    return data_root()
 
 
 def split_path(name_or_path: str | PathLike[str], split: str, *, root: str | PathLike[str] | None = None) -> Path:

@@ -39,7 +39,9 @@ def resolve_tokenizer(tokenizer: str | os.PathLike[str] | None = None) -> str:
     """Pick the tokenizer: the argument, else `$RAY_ICMA_SCIBERT`, else the hub id MolT5 uses."""
     if tokenizer:
         return os.fspath(tokenizer)
-    return os.environ.get("RAY_ICMA_SCIBERT") or DEFAULT_TOKENIZER
+    from ray_icma.env import scibert
+
+    return scibert(DEFAULT_TOKENIZER)
 
 
 @functools.lru_cache(maxsize=4)

@@ -58,9 +58,9 @@ class WordNetMissingError(RuntimeError):
 
 def nltk_data_dir() -> Path:
     """Where the generated `nltk_data` lives: `$RAY_ICMA_HOME/nltk_data`, else `~/.cache/ray-icma/nltk_data`."""
-    home = os.environ.get("RAY_ICMA_HOME")
-    base = Path(home) if home else Path.home() / ".cache" / "ray-icma"
-    return base / "nltk_data"
+    from ray_icma.env import cache_home
+
+    return cache_home() / "nltk_data"
 
 
 def _lexnames_text() -> str:
@@ -106,7 +106,9 @@ def ensure_wordnet(source: str | os.PathLike[str] | None = None, data_dir: str |
     Raises:
         WordNetMissingError: the source folder or one of its required files is missing.
     """
-    src = Path(source or os.environ.get("RAY_ICMA_WORDNET_DIR") or DEBIAN_WORDNET_DIR)
+    from ray_icma.env import wordnet_dir
+
+    src = Path(source or wordnet_dir(DEBIAN_WORDNET_DIR))
     if not src.is_dir():
         raise WordNetMissingError(f"WordNet 3.0 not found at {src} (needed for METEOR); {_APT_HINT}")
     missing = [name for name in _REQUIRED if not (src / name).is_file()]

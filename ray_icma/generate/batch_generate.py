@@ -225,7 +225,7 @@ def generate_predictions(
     """
     import ray
 
-    from ray_icma.jobs.embed import connect_ray
+    from ray_icma.ray_connect import connect_ray
 
     if batch_size < 1 or concurrency < 1:
         raise ValueError(f"batch_size and concurrency must be >= 1 (got {batch_size}, {concurrency})")

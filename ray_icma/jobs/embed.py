@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from os import PathLike
@@ -30,7 +29,7 @@ import numpy as np
 
 from ray_icma.jobs._molecule_inputs import MoleculeInputs, read_molecule_inputs
 
-__all__ = ["EmbedResult", "add_molecules", "connect_ray", "embed_molecules", "read_embeddings", "read_manifest"]
+__all__ = ["EmbedResult", "add_molecules", "embed_molecules", "read_embeddings", "read_manifest"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +81,6 @@ class EmbedResult:
         return text
 
 
-def connect_ray() -> None:
-    """Join the cluster in ``RAY_ADDRESS`` when set, else start a local Ray (no-op if connected)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = os.environ.get("RAY_ADDRESS")
-    ray.init(address=address or "local", ignore_reinit_error=True, log_to_driver=False)
-
-
 class _EmbedBatches:
     """Ray Data callable class: one encoder per actor, loaded from a shipped state dict."""
 
@@ -125,6 +114,8 @@ def _run_embedding(
     import ray
 
     from ray.data import DataContext
+
+    from ray_icma.ray_connect import connect_ray
 
     connect_ray()
     context = DataContext.get_current()

@@ -16,8 +16,10 @@ _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def cache_dir() -> Path:
-    """Where converted artefacts live: ``$RAY_ICMA_CACHE`` or ``~/.cache/ray-icma``."""
-    return Path(os.environ.get("RAY_ICMA_CACHE", Path.home() / ".cache" / "ray-icma"))
+    """Where converted artefacts live: the cache root ``$RAY_ICMA_HOME`` (default ``~/.cache/ray-icma``)."""
+    from ray_icma.env import cache_home
+
+    return cache_home()
 
 
 def smollm2_gguf() -> tuple[str, str]:

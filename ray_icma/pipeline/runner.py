@@ -279,7 +279,9 @@ class _Recipe:
     def run(self) -> PipelineResult:
         self.dir.mkdir(parents=True, exist_ok=True)
         _write_json(self.dir / "config.json", self.cfg.model_dump())
-        _connect_ray()
+        from ray_icma.ray_connect import connect_ray
+
+        connect_ray(log_to_driver=True)  # training workers' per-step loss lines are the train stage's progress
         _quiet_rdkit()
         tasks = self.cfg.tasks
         self._stage("data", [self.dir / "data" / "queries.jsonl", self.dir / "data" / "pool.jsonl"], self.data)
@@ -301,17 +303,6 @@ class _Recipe:
         self._stage("report", [], _report)  # always rebuilt: it reflects this invocation's stage log
         metrics = {t: _read_json(self.dir / "metrics" / f"{t}.json")["metrics"] for t in tasks}
         return PipelineResult(run_dir=self.dir, report_path=report_box["path"], metrics=metrics, stages=self.stages)
-
-
-def _connect_ray() -> None:
-    """Join ``RAY_ADDRESS`` (else start a local Ray) with worker logs shown: the training
-    workers' per-step loss lines are the train stage's progress display."""
-    import os
-
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", ignore_reinit_error=True, log_to_driver=True)
 
 
 def _quiet_rdkit() -> None:

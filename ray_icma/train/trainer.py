@@ -141,11 +141,9 @@ def _write_loss_files(history: list[dict], output_dir: Path) -> None:
 
 
 def _ensure_ray() -> None:
-    import ray
+    from ray_icma.ray_connect import connect_ray
 
-    if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=True) if address else ray.init(ignore_reinit_error=True)
+    connect_ray(log_to_driver=True)  # workers' per-step loss lines are the progress display
 
 
 def run_training(cfg: TrainConfig | Mapping[str, Any], *, fail_once_at_step: int | None = None) -> TrainResult:
