@@ -1,4 +1,4 @@
-"""WordNet 3.0 for NLTK's METEOR, built from Debian's `wordnet-base` files without a download.
+"""WordNet 3.0 for NLTK's METEOR: from Debian's `wordnet-base` files, else NLTK's own `wordnet` corpus.
 
 NLTK's `WordNetCorpusReader` wants an `nltk_data/corpora/wordnet/` folder holding the WordNet
 database files plus `lexnames` (the 45 lexicographer file names). Debian ships the database in
@@ -6,6 +6,11 @@ database files plus `lexnames` (the 45 lexicographer file names). Debian ships t
 the folder at run time: copies of the Debian files, `lexnames` written from the fixed WordNet 3.0
 list, and point NLTK at it. METEOR never touches the multilingual (OMW) data, so none is needed:
 the reader only opens it lazily for languages other than English.
+
+Where Debian's files are not installed (macOS, conda, other distributions) `load_wordnet` falls
+back to NLTK's own `wordnet` corpus: `$NLTK_DATA` and NLTK's usual folders (a `wordnet/` folder or
+NLTK's `wordnet.zip`), else `nltk.download("wordnet")`. It is the same WordNet 3.0 database, so
+METEOR gives the same numbers (tests/ray_icma/evaluate/test_evaluate_wordnet_nltk.py).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ __all__ = [
     "LEXNAMES",
     "WordNetMissingError",
     "ensure_wordnet",
+    "find_nltk_wordnet",
     "load_wordnet",
     "nltk_data_dir",
 ]
@@ -50,6 +56,7 @@ _REQUIRED = (
 _OPTIONAL = ("index.sense", "cntlist.rev")
 
 _APT_HINT = "install it with: apt-get install wordnet-base wordnet-sense-index"
+_NLTK_HINT = "or put NLTK's corpus under $NLTK_DATA: python -m nltk.downloader wordnet"
 
 
 class WordNetMissingError(RuntimeError):
@@ -150,22 +157,61 @@ def _english_reader_class():
     return EnglishWordNetReader
 
 
+def find_nltk_wordnet(download: bool = True):
+    """NLTK's own `wordnet` corpus: a path pointer (folder or `wordnet.zip`), or None.
+
+    Searches `$NLTK_DATA` (read now, not only when nltk was imported: its folders join
+    `nltk.data.path`, which is also what NLTK's path sandbox allows) and the rest of
+    `nltk.data.path`, as NLTK's own `wordnet` loader does; when absent and ``download`` is true,
+    tries `nltk.download("wordnet")` once (needs the network).
+    """
+    import nltk
+
+    for folder in reversed([p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]):
+        if folder not in nltk.data.path:
+            nltk.data.path.insert(0, folder)
+    for attempt in range(2):
+        for resource in ("corpora/wordnet", "corpora/wordnet.zip/wordnet/"):  # unpacked, or the zip as downloaded
+            try:
+                return nltk.data.find(resource)
+            except LookupError:
+                pass
+        if attempt or not download:
+            return None
+        try:
+            nltk.download("wordnet", quiet=True, raise_on_error=True)
+        except Exception:  # noqa: BLE001 - offline, proxy, permissions: all mean "not available"
+            return None
+    return None
+
+
 @functools.lru_cache(maxsize=None)
-def load_wordnet(source: str | None = None):
-    """A ready WordNet reader over the generated corpus (built on first use, then cached).
+def load_wordnet(source: str | None = None, download: bool = True):
+    """A ready WordNet 3.0 reader (found or built on first use, then cached).
+
+    Debian's files (or ``source`` / `$RAY_ICMA_WORDNET_DIR`) first, as `ensure_wordnet`; where they
+    are missing, NLTK's own `wordnet` corpus (`find_nltk_wordnet`). Both are WordNet 3.0: METEOR
+    scores are identical.
 
     Args:
         source: WordNet database folder, as for `ensure_wordnet`.
+        download: let the NLTK fallback try `nltk.download("wordnet")`.
 
     Returns:
         A subclass of `nltk.corpus.reader.wordnet.WordNetCorpusReader` for English lookups.
 
     Raises:
-        WordNetMissingError: as `ensure_wordnet`.
+        WordNetMissingError: neither Debian's files nor NLTK's corpus are available.
     """
     from nltk.corpus import CorpusReader, LazyCorpusLoader
 
-    root = ensure_wordnet(source)
     # The OMW loader is only resolved for non-English lookups, which METEOR never makes.
     omw = LazyCorpusLoader("omw-1.4", CorpusReader, r".*/wn-data-.*\.tab", encoding="utf8")
+    try:
+        root = ensure_wordnet(source)
+    except WordNetMissingError as exc:
+        corpus = find_nltk_wordnet(download=download)
+        if corpus is None:
+            raise WordNetMissingError(f"{exc}; {_NLTK_HINT}") from None
+        return _english_reader_class()(corpus, omw)
     return _english_reader_class()(str(root / "corpora" / "wordnet"), omw)
