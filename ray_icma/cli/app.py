@@ -49,6 +49,10 @@ def _root(
 for module in (data, index, contexts, train, generate, evaluate, pipeline):
     module.register(app)
 
+from ray_icma.cli import property as _property  # noqa: E402 - `ray-icma property ...` (MoleculeNet)
+
+_property.register(app)
+
 # Commands of upper layers (`serve` registers `ray-icma serve`) arrive as plugins, so this package
 # never imports them: entry points in group "ray_icma.cli" name a `register(app)` function.
 for plugin in entry_points(group="ray_icma.cli"):
