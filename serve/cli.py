@@ -15,10 +15,21 @@ ICMA_IMPORT_PATHS = {"serve.builder:build_icma_app", "serve:build_icma_app", "se
 
 
 def _load(config: Path) -> dict:
+    """The Serve config at ``config`` (a file, or a packaged config name such as ``serve/icma_app``).
+
+    Apps of a config kept in a ``configs/`` folder (the repository's, or the packaged copy) get
+    ``base_dir`` = the folder above it unless they set one or $RAY_ICMA_BASE_DIR is set, so their
+    relative paths resolve from any working directory, as pipeline configs do.
+    """
     import yaml
 
-    if not config.is_file():
-        raise typer.BadParameter(f"{config} does not exist", param_hint="CONFIG")
+    from ray_icma.env import base_dir
+    from ray_icma.resources import project_root_of, resolve_config
+
+    try:
+        config = resolve_config(config, kind="serve")
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(f"{config} does not exist ({exc})", param_hint="CONFIG") from None
     try:
         data = yaml.safe_load(config.read_text())
     except yaml.YAMLError as exc:
@@ -27,6 +38,11 @@ def _load(config: Path) -> dict:
         raise typer.BadParameter(
             f"{config} has no `applications:` list (expected a Ray Serve config file)", param_hint="CONFIG"
         )
+    root = project_root_of(config)
+    if root is not None and base_dir() is None:
+        for entry in data["applications"]:
+            if isinstance(entry, dict) and isinstance(entry.get("args"), dict):
+                entry["args"].setdefault("base_dir", str(root))
     return data
 
 
@@ -90,7 +106,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve_command(
-        config: Path = typer.Argument(..., help="Ray Serve config YAML, e.g. configs/serve/icma_app.yaml."),
+        config: Path = typer.Argument(..., help="Ray Serve config YAML, or a packaged one by name (serve/icma_app; `ray-icma configs list`)."),
         check: bool = typer.Option(False, "--check", help="Validate and print each deployment's options; start nothing."),
         address: str = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster (default: start a local one)."),
         port: int = typer.Option(None, "--port", help="HTTP port (default: the config's http_options.port or 8000)."),
@@ -114,7 +130,6 @@ def register(app: typer.Typer) -> None:
 
         import time
 
-        import ray
         from ray import serve
 
         from serve.builder import build_icma_app

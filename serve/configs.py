@@ -37,9 +37,6 @@ ALLOWED_DEPLOYMENT_OPTIONS = frozenset(
     }
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -231,7 +228,11 @@ class ICMAServingArgs(_Strict):
 
     base_dir: str | None = Field(
         default=None,
-        description="Relative paths are resolved against this directory (default: $RAY_ICMA_BASE_DIR or the repo root).",
+        description=(
+            "Relative paths are resolved against this directory (default: $RAY_ICMA_BASE_DIR, else the current "
+            "directory; `ray-icma serve` sets it to the folder above configs/ for a config kept in a configs/ "
+            "folder, as the repository's and the packaged ones are)."
+        ),
     )
     retriever: RetrieverConfig = Field(description="Retriever deployment.")
     reranker: RerankerConfig = Field(default_factory=RerankerConfig, description="Reranker deployment.")
@@ -244,7 +245,7 @@ class ICMAServingArgs(_Strict):
     def _resolve_paths(self) -> "ICMAServingArgs":
         from ray_icma.env import base_dir  # RAY_ICMA_BASE_DIR (RAY_ICMA_HOME is the cache root, not a path base)
 
-        base = Path(self.base_dir or base_dir() or REPO_ROOT)
+        base = Path(self.base_dir or base_dir() or Path.cwd())  # never the source tree: site-packages once installed
 
         def resolve(p: str | None, hub_ok: bool = False) -> str | None:
             if p is None or "://" in p:

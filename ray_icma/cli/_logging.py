@@ -27,7 +27,7 @@ _HANDLER_NAME = "ray-icma-cli"
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at emit time (test runners and tools swap it)."""
 
-    @property  # type: ignore[override]  # StreamHandler declares a plain attribute; this one follows sys.stderr
+    @property  # StreamHandler declares a plain attribute; this one follows sys.stderr
     def stream(self):
         return sys.stderr
 

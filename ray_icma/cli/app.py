@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 import typer
 
 from ray_icma import __version__
-from ray_icma.cli import contexts, data, evaluate, generate, index, pipeline, train
+from ray_icma.cli import configs, contexts, data, evaluate, generate, index, pipeline, train
 from ray_icma.cli._logging import configure_logging
 
 app = typer.Typer(
@@ -46,7 +46,7 @@ def _root(
     configure_logging(verbose, quiet)
 
 
-for module in (data, index, contexts, train, generate, evaluate, pipeline):
+for module in (data, index, contexts, train, generate, evaluate, pipeline, configs):
     module.register(app)
 
 from ray_icma.cli import property as _property  # noqa: E402 - `ray-icma property ...` (MoleculeNet)

@@ -45,7 +45,7 @@ def build(
         spec = parse_retriever(task, retriever)
     except ValueError as exc:
         bad_choice("--retriever", str(exc))
-    if spec.kind == "gnn" and not Path(spec.arg).is_file():
+    if spec.kind == "gnn" and not Path(spec.arg or "").is_file():
         _fail(f"--retriever: GNN checkpoint {spec.arg} not found")
     console = _console()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as bar:

@@ -67,7 +67,7 @@ def evaluate(
 
     err = _console(stderr=True)
     results = {}
-    for name, path, preds in zip(run_names(pred_files), pred_files, loaded):
+    for name, path, preds in zip(run_names(list(pred_files)), pred_files, loaded):
         with err.status(f"scoring {path} ({preds.task}, {len(preds)} rows)"):
             try:
                 metrics = evaluate_predictions(preds, tokenizer=tokenizer)

@@ -51,7 +51,7 @@ def generate(
     if limit is not None:
         query_records = query_records[:limit]
     pool_records, table = [], None
-    if n_shot > 0:
+    if n_shot > 0 and pool is not None and contexts is not None:  # both required above
         pool_records = load_records_or_fail(pool, "pool", validate_smiles=False)
         try:
             table = read_contexts(contexts)

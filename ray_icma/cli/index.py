@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Literal, Optional
+from typing import Any, Iterator, Literal, Optional
 
 import typer
 
@@ -181,12 +181,12 @@ def captions(
     texts = [r.text for r in loaded.records]
     ids = [r.cid for r in loaded.records]
     try:
-        kwargs = {"url": url, "index_name": index_name} if backend == "elasticsearch" else {}
+        kwargs: dict[str, Any] = {"url": url, "index_name": index_name} if backend == "elasticsearch" else {}
         index = build_bm25_index(backend, **kwargs)
         index.index(texts, ids=ids)
     except BM25BackendUnavailable as exc:
         _fail(str(exc))
-    if backend == "bm25s":
+    if out is not None:  # bm25s (checked above)
         index.save(out)
         typer.echo(f"indexed {len(ids)} captions -> {out}")
     else:

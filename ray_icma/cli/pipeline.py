@@ -12,7 +12,7 @@ from ray_icma.cli._errors import fail as _fail
 
 
 def pipeline(
-    config: Path = typer.Argument(..., help="Pipeline YAML, e.g. configs/pipeline/quickstart.yaml."),
+    config: Path = typer.Argument(..., help="Pipeline YAML, or a packaged one by name (quickstart, tiny; `ray-icma configs list`)."),
     overrides: Optional[List[str]] = typer.Argument(None, help="dotted.key=value overrides, e.g. run.name=try2 train.max_steps=20."),
     rerun: Optional[List[str]] = typer.Option(None, "--rerun", help="Rerun this stage (and every later one) even if its outputs exist."),
 ) -> None:
@@ -29,8 +29,12 @@ def pipeline(
     from ray_icma.config import ConfigError
     from ray_icma.pipeline import STAGES, load_pipeline_config, run_pipeline
 
-    if not config.is_file():
-        _fail(f"config {config} not found (the bundled one is configs/pipeline/quickstart.yaml)")
+    from ray_icma.resources import resolve_config
+
+    try:
+        config = resolve_config(config, kind="pipeline")
+    except FileNotFoundError as exc:
+        _fail(str(exc))
     bad = [s for s in (rerun or []) if s not in STAGES]
     if bad:
         bad_choice("--rerun", f"{', '.join(bad)}: stages are {', '.join(STAGES)}")
@@ -40,7 +44,7 @@ def pipeline(
         _fail(str(exc))
     for label, path in (("data.queries", cfg.data.queries), ("data.pool", cfg.data.pool)):
         if not Path(path).is_file():
-            _fail(f"{label}: {path} not found (paths are relative to the current directory or the repo root)")
+            _fail(f"{label}: {path} not found (relative paths: from the current directory, else the folder above the config's configs/)")
     console = _console()
     console.print(Text.assemble(
         "ray-icma pipeline: run ", (cfg.run.name, "bold"),

@@ -115,7 +115,7 @@ def ensure_wordnet(source: str | os.PathLike[str] | None = None, data_dir: str |
     """
     from ray_icma.env import wordnet_dir
 
-    src = Path(source or wordnet_dir(DEBIAN_WORDNET_DIR))
+    src = Path(source or wordnet_dir(str(DEBIAN_WORDNET_DIR)))
     if not src.is_dir():
         raise WordNetMissingError(f"WordNet 3.0 not found at {src} (needed for METEOR); {_APT_HINT}")
     missing = [name for name in _REQUIRED if not (src / name).is_file()]

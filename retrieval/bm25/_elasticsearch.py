@@ -173,7 +173,7 @@ class ElasticsearchIndex(BM25Index):
             self._bulk(new, texts, ids, start=0)
             self._call(self.client.indices.put_settings, index=new, settings={"refresh_interval": None})
             self._call(self.client.indices.refresh, index=new)
-            actions = [{"remove": {"index": name, "alias": self.index_name}} for name in old]
+            actions: list[dict[str, dict[str, Any]]] = [{"remove": {"index": name, "alias": self.index_name}} for name in old]
             actions.append({"add": {"index": new, "alias": self.index_name, "is_write_index": True}})
             self._call(self.client.indices.update_aliases, actions=actions)  # atomic swap
         except BaseException:
@@ -265,7 +265,7 @@ class ElasticsearchIndex(BM25Index):
         hits = Hits.empty(len(queries), k)
         for start in range(0, len(queries), self.msearch_chunk_size):
             chunk = queries[start : start + self.msearch_chunk_size]
-            body = []
+            body: list[dict[str, Any]] = []
             for query in chunk:
                 body.append({})
                 body.append({"size": k, "query": {"match": {"text": query}}, "_source": False,
