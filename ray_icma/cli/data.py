@@ -38,20 +38,38 @@ def list_datasets() -> None:
 def download(
     name: str = typer.Argument(..., help="Data set: chebi20 or pubchem324k (see `ray-icma data list`)."),
     to: Path = typer.Option(Path("data"), "--to", help="Data root; files land in <to>/<data set>/."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Fetch from this URL instead of the official one."),
+    base_url: Optional[str] = typer.Option(
+        None, "--base-url", envvar="RAY_ICMA_DATA_MIRROR",
+        help="Fetch from this URL (a mirror) instead of the official one; same file names, checksums still checked.",
+    ),
+    split: Optional[list[str]] = typer.Option(
+        None, "--split", help="Only these splits (repeatable, e.g. --split validation --split test); default: all."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Download a data set (resumable, sha256-checked) and print where its splits are."""
+    import dataclasses
+
     from ray_icma.data import DATASETS, DataError, DownloadError, download_dataset
 
     if name not in DATASETS:
         raise typer.BadParameter(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}", param_hint="NAME")
+    spec = DATASETS[name]
+    if split:
+        unknown = sorted(set(split) - set(spec.splits))
+        if unknown:
+            raise typer.BadParameter(f"unknown split(s) {unknown} of {name}; choose from {', '.join(spec.splits)}", param_hint="--split")
+        wanted = {Path(spec.splits[s]).name for s in split}
+        files = tuple(f for f in spec.files if f.name in wanted)
+        if spec.extract or len(files) != len(wanted):
+            _fail(f"{name} ships its splits in one archive: download it without --split")
+        spec = dataclasses.replace(spec, files=files)
 
     def warn(message: str) -> None:
         typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
 
     try:
-        paths = download_dataset(name, to, base_url=base_url, progress=progress, warn=warn)
+        paths = download_dataset(spec, to, base_url=base_url or None, progress=progress, warn=warn)
     except (DownloadError, DataError) as exc:
         _fail(str(exc))
     for path in paths:

@@ -1,7 +1,7 @@
 """Offline validation of Kubernetes manifests against the real schemas, strict about unknown fields.
 
 Core kinds: the `kubernetes-validate` package (Kubernetes' own OpenAPI as JSON Schema, strict variant).
-Custom resources: the CRDs shipped in the KubeRay and ECK Go modules (fetched by scripts/setup.sh
+Custom resources: the CRDs shipped in the KubeRay, ECK and prometheus-operator Go modules (fetched by scripts/setup.sh
 through the Go module proxy), with `additionalProperties: false` added wherever the CRD does not
 preserve unknown fields, so a misspelled or missing-from-schema field fails as kubeconform -strict would.
 """
@@ -25,6 +25,10 @@ CRD_MODULES = {
         "config/crd/bases/ray.io_rayservices.yaml",
     ]),
     "eck": ("github.com/elastic/cloud-on-k8s/v3@v3.5.0", ["config/crds/v1/all-crds.yaml"]),
+    "prometheus-operator": ("github.com/prometheus-operator/prometheus-operator@v0.85.0", [
+        "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
+        "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
+    ]),
 }
 
 

@@ -87,37 +87,17 @@ def test_images_are_pinned_and_non_root():
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_training_job_entrypoints_name_valid_configs(overlay):
-    """A RayJob's `ray-icma train CONFIG key=value...` must validate, so a typo fails here, not on the GPUs."""
-    import shlex
-
+    """A RayJob's `ray-icma train CONFIG key=value...` must validate, so a typo fails here, not on the GPUs.
+    (Serve configs: tests/cluster/test_pipeline.py builds their deployment plan with Ray's own code.)"""
     from ray_icma.train import load_train_config
 
-    root = CLUSTER.parent
+    from tests.cluster.pipeline import bash_statements, image_to_repo
+
     jobs = [d for d in k8s_schemas.kustomize_build(CLUSTER / overlay) if d["kind"] == "RayJob"]
-    trains = [shlex.split(j["spec"]["entrypoint"]) for j in jobs if "ray-icma train" in j["spec"]["entrypoint"]]
-    assert trains
+    trains = [s for j in jobs for s in bash_statements(j["spec"]["entrypoint"]) if s[:2] == ["ray-icma", "train"]]
+    assert len(trains) == 2
     for argv in trains:
         config, overrides = argv[2], argv[3:]
-        cfg = load_train_config(root / config, overrides)
+        assert config.startswith("/"), f"relative config path {config}: the job's working directory is not the image's"
+        cfg = load_train_config(image_to_repo(config), overrides)
         assert str(cfg.run.storage_path).startswith("/mnt/icma/")
-
-
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_rayservice_serve_config_is_a_valid_icma_app(overlay, monkeypatch):
-    """serveConfigV2 must pass Ray's own Serve schema and our ICMAServingArgs, as `serve deploy` would
-    on the head pod, whose environment comes from the icma-config ConfigMap."""
-    from ray.serve.schema import ServeDeploySchema
-
-    from serve.configs import ICMAServingArgs
-
-    docs = k8s_schemas.kustomize_build(CLUSTER / overlay)
-    for key, value in next(d for d in docs if d["kind"] == "ConfigMap")["data"].items():
-        monkeypatch.setenv(key, value)
-    service = next(d for d in docs if d["kind"] == "RayService")
-    config = yaml.safe_load(service["spec"]["serveConfigV2"])
-    ServeDeploySchema.model_validate(config)
-    (app,) = config["applications"]
-    assert app["import_path"] == "serve.builder:build_icma_app"
-    args = ICMAServingArgs.model_validate(app["args"])
-    assert args.retriever.text.backend == "elasticsearch"
-    assert args.generator is not None and set(args.generator.adapters) == {"mol2cap", "cap2mol"}
