@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import Timer, peak_rss_mb  # noqa: E402
+from _timing import Timer, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 

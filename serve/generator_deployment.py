@@ -166,7 +166,7 @@ class Generator:
                     batch_size=len(prompts),
                     stop=("\n\n",),  # ICMA answers are one line; stop early instead of hallucinating the next block
                 )
-            except Exception as exc:  # noqa: BLE001 - one failing group must not fail the others
+            except Exception as exc:
                 log.exception("generation failed for %d prompts (adapter=%s)", len(prompts), name)
                 texts = [StageUnavailable(f"generation failed: {type(exc).__name__}: {str(exc)[:200]}")] * len(prompts)
             for i, text in zip(positions, texts):

@@ -197,7 +197,7 @@ def attach_or_build(index: Any, cfg: Any, records: list, owner: str | None = Non
                 continue
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{lock['_source'].get('owner')} has been building {alias!r} for longer than "
-                                   f"text.build_wait_s={text.build_wait_s}s")
+                                   f"text.build_wait_s={text.build_wait_s}s") from None  # the conflict is the normal wait
             time.sleep(0.5)
             continue
         # we hold the lock

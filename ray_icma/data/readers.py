@@ -185,7 +185,7 @@ def read_parquet(path: Path) -> Iterator[RawRow]:
 
     try:
         table = pq.read_table(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
+    except Exception as exc:
         raise DataError(f"{path}: cannot read as Parquet ({exc})") from exc
     missing = [k for k in ("cid", "smiles", "text") if k not in table.column_names]
     if missing:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 

@@ -50,7 +50,7 @@ def _load(name: str):
 
     try:
         return BertTokenizerFast.from_pretrained(name)
-    except Exception as exc:  # noqa: BLE001 - hub/network/file errors all mean "cannot load"
+    except Exception as exc:
         raise TokenizerLoadError(
             f"cannot load the SciBERT tokenizer {name!r} ({type(exc).__name__}: {exc}). "
             "Offline? Pass a local folder holding vocab.txt (--tokenizer DIR) or set RAY_ICMA_SCIBERT."

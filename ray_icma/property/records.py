@@ -130,7 +130,7 @@ def _read_table_rows(path: Path, spec: PropertySet) -> Iterator[_Raw]:
 
         try:
             table = pq.read_table(path)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
+        except Exception as exc:
             raise DataError(f"{path}: cannot read as Parquet ({exc})") from exc
         missing = [c for c in needed if c not in table.column_names]
         if missing:

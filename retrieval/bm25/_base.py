@@ -107,7 +107,7 @@ class BM25Index(ABC):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: backends holding nothing keep this no-op
         """Release connections or memory; the object is unusable afterwards."""
 
     def __enter__(self) -> "BM25Index":

@@ -231,5 +231,5 @@ def read_checkpoint(path: str | Path) -> dict:
         raise FileNotFoundError(f"checkpoint {path} not found (a pretrain-gnns / Mole-BERT .pth state dict)")
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for unreadable files
+    except Exception as exc:
         raise CheckpointMismatchError(f"cannot read {path} as a torch state dict: {exc}") from exc

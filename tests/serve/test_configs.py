@@ -50,7 +50,7 @@ def test_shipped_configs_validate_and_plan(config):
 
 
 def test_every_field_is_described():
-    def walk(model, seen=set()):
+    def walk(model, seen):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no description"
             ann = field.annotation
@@ -59,7 +59,7 @@ def test_every_field_is_described():
                     seen.add(sub)
                     walk(sub, seen)
 
-    walk(ICMAServingArgs)
+    walk(ICMAServingArgs, set())
 
 
 @pytest.mark.parametrize(

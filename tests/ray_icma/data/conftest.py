@@ -31,7 +31,7 @@ def _handler(state: RangeServer):
         def log_message(self, *args):  # keep pytest output clean
             pass
 
-        def do_GET(self):  # noqa: N802 - http.server naming
+        def do_GET(self):
             state.requests.append((self.path, self.headers.get("Range")))
             path = state.root / self.path.lstrip("/")
             if not path.is_file():

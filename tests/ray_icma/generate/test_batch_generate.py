@@ -8,9 +8,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("rdkit")
 
-from ray_icma.data import load_records  # noqa: E402
-from ray_icma.generate import generate_predictions, meta_path, read_icl_rows, smiles_is_valid  # noqa: E402
-from ray_icma.prompts import build_icl_rows  # noqa: E402
+from ray_icma.data import load_records
+from ray_icma.generate import generate_predictions, meta_path, read_icl_rows, smiles_is_valid
+from ray_icma.prompts import build_icl_rows
 
 pytestmark = pytest.mark.ray_cluster
 

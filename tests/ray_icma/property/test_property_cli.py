@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("rdkit")
 
-from ray_icma.cli.app import app  # noqa: E402
+from ray_icma.cli.app import app
 
 runner = CliRunner()
 

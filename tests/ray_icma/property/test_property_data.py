@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("rdkit")
 
-from ray_icma.data import DataError  # noqa: E402
-from ray_icma.property import load_property_file, load_property_splits, murcko_scaffold, scaffold_split, write_property_records  # noqa: E402
-from ray_icma.property.datasets import get_set  # noqa: E402
+from ray_icma.data import DataError
+from ray_icma.property import load_property_file, load_property_splits, murcko_scaffold, scaffold_split, write_property_records
+from ray_icma.property.datasets import get_set
 
 
 def test_tox21_empty_cells_are_unknown_labels(mn_assets):

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("rdkit")
 
-from ray_icma.property import PropertyRecord, build_property_rows, property_template  # noqa: E402
-from ray_icma.property.datasets import get_set  # noqa: E402
+from ray_icma.property import PropertyRecord, build_property_rows, property_template
+from ray_icma.property.datasets import get_set
 
 
 def _rec(id_, smiles, *labels):

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from ray_icma.report import SECTION_IDS, ReportData, loss_points, write_report  # noqa: E402
+from ray_icma.report import SECTION_IDS, ReportData, loss_points, write_report
 
 
 def _embedded_pngs(page: str) -> list[bytes]:
