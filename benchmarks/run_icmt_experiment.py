@@ -41,7 +41,7 @@ def main() -> int:
 
     common = list(args.overrides)
     if args.steps:
-        common.append(f"train.max_steps={args.steps}")
+        common.append(f"train.optim.max_steps={args.steps}")
     if args.queries:
         common.append(f"data.n_queries={args.queries}")
     if args.max_new_tokens:

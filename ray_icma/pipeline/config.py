@@ -6,26 +6,30 @@ from os import PathLike
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
-__all__ = ["PipelineConfig", "load_pipeline_config", "STAGES"]
+from ray_icma.config import Section as _Section
+
+from ray_icma.train.config import DataSection as TrainDataSection
+from ray_icma.train.config import ModelSection, TrainConfig
+
+__all__ = ["PipelineConfig", "PipelineTrainSection", "load_pipeline_config", "STAGES"]
 
 #: stage names in run order (`--rerun` takes these).
 STAGES = ("data", "embed", "contexts", "train", "generate", "evaluate", "report")
 Task = Literal["mol2cap", "cap2mol"]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class RunSection(_Section):
+class PipelineRunSection(_Section):
     name: str = Field("quickstart", description="run name; outputs go to <root>/<name>/ and are resumed from there")
     root: str = Field("runs", description="folder holding run dirs")
     seed: int = Field(0, description="seeds query sampling, example selection, training and sampling")
+    on_change: Literal["rerun", "refuse"] = Field(
+        "rerun", description="a finished stage whose inputs or config changed since it ran: rerun it (and what follows) or stop with the difference"
+    )
 
 
-class DataSection(_Section):
+class PipelineDataSection(_Section):
     queries: str = Field("tests/assets/chebi20_test_200.txt", description="records to predict for (TSV/JSONL/Parquet)")
     pool: str = Field("tests/assets/chebi20_validation_300.txt", description="retrieval pool and training rows")
     n_queries: int | None = Field(24, gt=0, description="use this many queries (null: all)")
@@ -41,29 +45,24 @@ class RetrievalSection(_Section):
     embed_concurrency: int = Field(1, gt=0, description="GNN encoder actors (gnn only)")
 
 
-class ModelSection(_Section):
-    name: str = Field("smollm2-135m", description="smollm2-135m (offline GGUF), tiny-random-llama, a local dir or Hub id")
-    gguf_file: str | None = Field(None, description="GGUF file inside `name` when it is a dir/Hub repo")
+# The train section IS the training config (ray_icma.train.config.TrainConfig): the same sections,
+# fields and defaults, minus what the pipeline fills in per task (task, files, n_shot, run dirs,
+# model, seed). Derived from TrainConfig's fields, so a field added there is here too.
+_SET_BY_PIPELINE_DATA = {"task", "train", "pool", "contexts", "n_shot"}
+_SET_BY_PIPELINE = {"model", "data", "run", "seed"}
+
+TrainDataOptions = create_model(
+    "TrainDataOptions",
+    __base__=_Section,
+    __doc__="TrainConfig.data without the per-task files: example selection (also used for generation rows), cutoff, sampling.",
+    **{name: (f.annotation, f) for name, f in TrainDataSection.model_fields.items() if name not in _SET_BY_PIPELINE_DATA},
+)
 
 
-class TrainSection(_Section):
+class _PipelineTrainBase(_Section):
     enabled: bool = Field(True, description="false: generate with the base model (no tuning)")
     n_shot: dict[str, int] = Field(default_factory=lambda: {"mol2cap": 2, "cap2mol": 2},
                                    description="examples per prompt per task, in training and generation (0 = plain fine-tuning)")
-    max_steps: int = Field(8, gt=0, description="optimizer steps per task")
-    max_rows: int | None = Field(None, gt=0, description="train on a seeded sample of this many pool rows (null: all)")
-    micro_batch_size: int = Field(2, gt=0)
-    gradient_accumulation_steps: int = Field(1, gt=0)
-    lr: float = Field(3e-4, gt=0)
-    warmup_steps: int = Field(0, ge=0)
-    cutoff_len: int = Field(512, gt=16, description="token budget for prompt + answer (ICMA 1024)")
-    lora_r: int = Field(8, gt=0, description="LoRA rank (ICMA 32; small ranks train faster on CPU)")
-    lora_alpha: int = Field(16, gt=0)
-    lora_dropout: float = Field(0.1, ge=0, lt=1)
-    strategy: Literal["ddp", "deepspeed"] = Field("ddp", description="Ray Train backend strategy")
-    num_workers: int = Field(1, gt=0, description="Ray Train workers")
-    cpus_per_worker: float = Field(1, gt=0)
-    use_gpu: bool = False
 
     @field_validator("n_shot")
     @classmethod
@@ -72,6 +71,15 @@ class TrainSection(_Section):
         if bad:
             raise ValueError(f"n_shot takes mol2cap/cap2mol -> integer >= 0, got {', '.join(bad)}")
         return value
+
+
+PipelineTrainSection = create_model(
+    "PipelineTrainSection",
+    __base__=_PipelineTrainBase,
+    __doc__="ray_icma.train.config.TrainConfig's sections (lora, optim, scaling, strategy, ...) with its defaults.",
+    data=(TrainDataOptions, Field(default_factory=TrainDataOptions, description="TrainConfig.data minus the per-task files")),
+    **{name: (f.annotation, f) for name, f in TrainConfig.model_fields.items() if name not in _SET_BY_PIPELINE},
+)
 
 
 class GenerateSection(_Section):
@@ -94,12 +102,12 @@ class EvaluateSection(_Section):
 class PipelineConfig(_Section):
     """Data -> (GNN embedding) -> contexts -> ICMT LoRA training -> generation -> evaluation -> report."""
 
-    run: RunSection = Field(default_factory=RunSection)
+    run: PipelineRunSection = Field(default_factory=PipelineRunSection)
     tasks: list[Task] = Field(default_factory=lambda: ["mol2cap", "cap2mol"])
-    data: DataSection = Field(default_factory=DataSection)
+    data: PipelineDataSection = Field(default_factory=PipelineDataSection)
     retrieval: RetrievalSection = Field(default_factory=RetrievalSection)
     model: ModelSection = Field(default_factory=ModelSection)
-    train: TrainSection = Field(default_factory=TrainSection)
+    train: PipelineTrainSection = Field(default_factory=PipelineTrainSection)
     generate: GenerateSection = Field(default_factory=GenerateSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
 
@@ -109,7 +117,24 @@ class PipelineConfig(_Section):
             raise ValueError("tasks is empty; use [mol2cap], [cap2mol] or both")
         if len(set(self.tasks)) != len(self.tasks):
             raise ValueError(f"tasks has duplicates: {self.tasks}")
+        for task in self.tasks:  # TrainConfig's own cross-field checks, before any stage runs
+            self.train_config(task, train_file="<pool>", contexts=None, run_name="check", storage_path="runs", output_dir="out")
         return self
+
+    def train_config(self, task: str, *, train_file: str, contexts: str | None, run_name: str, storage_path: str,
+                     output_dir: str) -> TrainConfig:
+        """The :class:`TrainConfig` the train stage runs for ``task`` (validated by its own schema)."""
+        from ray_icma.config import validate_config
+
+        top = {name: getattr(self.train, name) for name in TrainConfig.model_fields if name not in _SET_BY_PIPELINE}
+        data = {**self.train.data.model_dump(), "task": task, "train": train_file, "contexts": contexts, "n_shot": self.n_shot(task)}
+        return validate_config(TrainConfig, {
+            **{k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in top.items()},
+            "model": self.model.model_dump(),
+            "data": data,
+            "run": {"name": run_name, "storage_path": storage_path, "output_dir": output_dir},
+            "seed": self.run.seed,
+        }, source=f"train config for {task}")
 
     def n_shot(self, task: str) -> int:
         """Examples per prompt for ``task`` (default 2)."""

@@ -13,10 +13,18 @@ stages after it). Run dir layout::
     predictions/<task>.jsonl (+ .meta.json), predictions/<task>_retrieval_copy.jsonl
     metrics/<task>.json, metrics/<task>_retrieval_copy.json
     stages.json                     status and seconds of every stage of the last invocation
+    fingerprints.json               per finished stage: the config it ran with and the hashes of its input files
     report/index.html               the report (plots embedded)
+
+Resume is checked, not assumed: each stage's fingerprint is its slice of the config plus the
+SHA-256 of every input file (the previous stages' outputs, the source data, a GNN checkpoint).
+A stage whose outputs exist is skipped only when its fingerprint is unchanged; otherwise, by
+``run.on_change``, it is rerun with every later stage (``rerun``, the default) or the run stops
+(``refuse``), and either way the message names the keys and files that changed.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -38,7 +46,7 @@ class PipelineResult:
     """What a run produced: the report path, the metrics per task and the stage log."""
 
     run_dir: Path
-    report_path: Path
+    report_path: Path | None  # None when stopped early (``until``)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     stages: list[dict] = field(default_factory=list)
 
@@ -53,6 +61,53 @@ def _write_json(path: Path, obj: Any) -> Path:
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+#: stages that run Ray jobs; Ray is joined only when one of them actually runs
+_RAY_STAGES = ("embed", "train", "generate")
+
+
+class StageChangedError(RuntimeError):
+    """A finished stage's config or inputs changed and ``run.on_change`` is ``refuse``."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_hashes(paths: Sequence[Path]) -> dict[str, str]:
+    """SHA-256 of each input file (a folder: of every file in it); ``"missing"`` when absent."""
+    out: dict[str, str] = {}
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                out[str(child)] = _sha256(child)
+        else:
+            out[str(path)] = _sha256(path) if path.is_file() else "missing"
+    return out
+
+
+def _fingerprint(config: Any, inputs: dict[str, str]) -> str:
+    blob = json.dumps({"config": config, "inputs": inputs}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two JSON-like dicts."""
+    keys = sorted(set(old) | set(new))
+    out = []
+    for key in keys:
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
 
 
 class _Recipe:
@@ -71,20 +126,88 @@ class _Recipe:
         self.queries: list = []
         self.pool: list = []
         self.contexts: dict[str, dict[str, Any]] = {}
+        self._fingerprints_path = self.dir / "fingerprints.json"
+        self.fingerprints: dict[str, dict] = _read_json(self._fingerprints_path) if self._fingerprints_path.is_file() else {}
 
     # ------------------------------------------------------------------ plumbing
+    def _stage_inputs(self, name: str) -> tuple[dict, list[Path]]:
+        """What a stage's outputs depend on: its config slice and its input files."""
+        cfg, d = self.cfg, self.dir
+        tasks = list(cfg.tasks)
+        data_files = [d / "data" / "queries.jsonl", d / "data" / "pool.jsonl"]
+        dump = lambda section: section.model_dump(mode="json")  # noqa: E731
+        gnn = self._gnn_retriever()
+        if name == "data":
+            return {"data": dump(cfg.data), "seed": cfg.run.seed}, [Path(cfg.data.queries), Path(cfg.data.pool)]
+        if name == "embed":
+            return {"retriever": cfg.retrieval.mol2cap}, [d / "data" / "pool.jsonl", Path(self._gnn_checkpoint())]
+        if name == "contexts":
+            needs = {t: self._needs_train_contexts(t) for t in tasks}
+            config = {"tasks": tasks, "retrievers": {t: getattr(cfg.retrieval, t) for t in tasks}, "k": cfg.retrieval.k,
+                      "seed": cfg.run.seed, "train_contexts": needs}
+            return config, data_files + ([d / "index" / "gnn"] if gnn else [])
+        if name == "train":
+            return ({"tasks": tasks, "model": dump(cfg.model), "train": dump(cfg.train), "seed": cfg.run.seed},
+                    [d / "data" / "pool.jsonl"] + [self._contexts_path(t, "train") for t in tasks if self._needs_train_contexts(t)])
+        if name == "generate":
+            adapters = [self._train_result_path(t) for t in tasks] if cfg.train.enabled else []
+            return ({"tasks": tasks, "model": dump(cfg.model), "generate": dump(cfg.generate), "selection": dump(cfg.train.data),
+                     "n_shot": {t: cfg.n_shot(t) for t in tasks}, "train_enabled": cfg.train.enabled, "seed": cfg.run.seed},
+                    data_files + [self._contexts_path(t, "test") for t in tasks if cfg.n_shot(t) > 0] + adapters)
+        if name == "evaluate":
+            return {"tasks": tasks, "evaluate": dump(cfg.evaluate)}, [self._predictions_path(t) for t in tasks] + (
+                [self._contexts_path(t, "test") for t in tasks] + [d / "data" / "pool.jsonl"] if cfg.evaluate.retrieval_copy_baseline else [])
+        return {}, []
+
+    def _record_fingerprint(self, name: str) -> None:
+        config, files = self._stage_inputs(name)
+        inputs = _file_hashes(files)
+        self.fingerprints[name] = {"fingerprint": _fingerprint(config, inputs), "config": config, "inputs": inputs}
+        _write_json(self._fingerprints_path, self.fingerprints)
+
+    def _changed(self, name: str) -> list[str] | None:
+        """None when the stage's recorded fingerprint matches; else what changed (one line each)."""
+        config, files = self._stage_inputs(name)
+        inputs = _file_hashes(files)
+        old = self.fingerprints.get(name)
+        if old is None:
+            return ["no fingerprint recorded for the existing outputs (made by an older ray-icma, or interrupted)"]
+        if old["fingerprint"] == _fingerprint(config, inputs):
+            return None
+        lines = _changes(old.get("config", {}), json.loads(json.dumps(config, default=str)))
+        for path in sorted(set(old.get("inputs", {})) | set(inputs)):
+            if old.get("inputs", {}).get(path) != inputs.get(path):
+                lines.append(f"input file {path} changed")
+        return lines or ["fingerprint differs"]
+
     def _stage(self, name: str, outputs: Sequence[Path], body: Callable[[], str | None], skip_reason: str | None = None) -> None:
-        """Run ``body`` unless its outputs exist (resume) or ``skip_reason`` says it does not apply."""
+        """Run ``body`` unless its outputs exist with an unchanged fingerprint (resume) or
+        ``skip_reason`` says it does not apply."""
         n = STAGES.index(name) + 1
         if skip_reason:
             self.stages.append({"name": name, "status": "skipped", "seconds": 0.0, "detail": skip_reason})
             self.say(f"[{n}/{len(STAGES)}] {name}: skipped ({skip_reason})")
             return
         if outputs and name not in self.forced and all(p.exists() for p in outputs):
-            self.stages.append({"name": name, "status": "skipped", "seconds": 0.0, "detail": "outputs exist (resumed)"})
-            self.say(f"[{n}/{len(STAGES)}] {name}: outputs exist, skipped")
-            return
+            changed = self._changed(name)
+            if changed is None:
+                self.stages.append({"name": name, "status": "skipped", "seconds": 0.0, "detail": "outputs exist, inputs unchanged (resumed)"})
+                self.say(f"[{n}/{len(STAGES)}] {name}: outputs exist and inputs are unchanged, skipped")
+                return
+            what = "; ".join(changed)
+            if self.cfg.run.on_change == "refuse":
+                raise StageChangedError(
+                    f"stage {name} of run {self.dir} already ran with other inputs ({what}). Refusing to mix them "
+                    f"(run.on_change=refuse): use a new run.name, `--rerun {name}`, or run.on_change=rerun."
+                )
+            self.say(f"[{n}/{len(STAGES)}] {name}: inputs changed since it ran ({what}); rerunning it and the stages after it")
+            self.forced |= set(STAGES[STAGES.index(name):])
+            self.changed_detail = f"rerun: {what}"
         self.say(f"[{n}/{len(STAGES)}] {name} ...")
+        if name in _RAY_STAGES:
+            from ray_icma.ray_connect import connect_ray
+
+            connect_ray(log_to_driver=True)  # training workers' per-step loss lines are the train stage's progress
         start = time.perf_counter()
         try:
             detail = body() or ""
@@ -94,6 +217,11 @@ class _Recipe:
             _write_json(self.dir / "stages.json", self.stages)
             raise
         seconds = time.perf_counter() - start
+        if outputs:
+            self._record_fingerprint(name)
+        if getattr(self, "changed_detail", None):
+            detail = f"{self.changed_detail}; {detail}" if detail else self.changed_detail
+            self.changed_detail = None
         self.stages.append({"name": name, "status": "ran", "seconds": round(seconds, 2), "detail": detail})
         self.say(f"[{n}/{len(STAGES)}] {name}: done in {seconds:.1f} s{f' - {detail}' if detail else ''}")
         _write_json(self.dir / "stages.json", self.stages)
@@ -125,11 +253,16 @@ class _Recipe:
         _write_json(self.dir / "data" / "summary.json", {"queries": loaded_q.summary(), "pool": loaded_p.summary(), "n_queries_used": len(queries)})
         return f"{len(queries)} queries, {len(loaded_p.records)} pool rows"
 
+    def _gnn_retriever(self) -> bool:
+        return self.cfg.retrieval.mol2cap.startswith("gnn:") and "mol2cap" in self.cfg.tasks
+
+    def _gnn_checkpoint(self) -> str:
+        return self.cfg.retrieval.mol2cap.partition(":")[2]
+
     def embed(self) -> str:
         from ray_icma.jobs.embed import embed_molecules
 
-        checkpoint = self.cfg.retrieval.mol2cap.partition(":")[2]
-        result = embed_molecules(self.dir / "data" / "pool.jsonl", self.dir / "index" / "gnn", checkpoint=checkpoint,
+        result = embed_molecules(self.dir / "data" / "pool.jsonl", self.dir / "index" / "gnn", checkpoint=self._gnn_checkpoint(),
                                  batch_size=self.cfg.retrieval.embed_batch_size, concurrency=self.cfg.retrieval.embed_concurrency)
         return result.summary()
 
@@ -145,13 +278,17 @@ class _Recipe:
         done = []
         for task in self.cfg.tasks:
             retriever = getattr(self.cfg.retrieval, task)
+            # a gnn: retriever searches the embed stage's FAISS index over the pool (no re-encoding)
+            index_dir = self.dir / "index" / "gnn" if task == "mol2cap" and self._gnn_retriever() else None
+            common = {"retriever": retriever, "k": self.cfg.retrieval.k, "seed": self.cfg.run.seed, "index_dir": index_dir,
+                      "batch_size": self.cfg.retrieval.embed_batch_size}
             path = self._contexts_path(task, "test")
             if "contexts" in self.forced or not path.exists():
-                build_contexts(self.queries, self.pool, task, retriever=retriever, k=self.cfg.retrieval.k, out_path=path, seed=self.cfg.run.seed)
+                build_contexts(self.queries, self.pool, task, out_path=path, **common)
                 done.append(f"{task}/test")
             path = self._contexts_path(task, "train")
             if self._needs_train_contexts(task) and ("contexts" in self.forced or not path.exists()):
-                build_contexts(self.pool, self.pool, task, retriever=retriever, k=self.cfg.retrieval.k, out_path=path, seed=self.cfg.run.seed)
+                build_contexts(self.pool, self.pool, task, out_path=path, **common)
                 done.append(f"{task}/train")
         return "built " + ", ".join(done) if done else "nothing to build"
 
@@ -165,33 +302,20 @@ class _Recipe:
     def train(self) -> str:
         from ray_icma.train.trainer import run_training
 
-        t = self.cfg.train
         details = []
         for task in self.cfg.tasks:
             result_path = self._train_result_path(task)
             if "train" not in self.forced and result_path.exists():
                 continue
             n_shot = self.cfg.n_shot(task)
-            train_cfg = {
-                "model": {"name": self.cfg.model.name, "gguf_file": self.cfg.model.gguf_file},
-                "lora": {"r": t.lora_r, "alpha": t.lora_alpha, "dropout": t.lora_dropout},
-                "data": {
-                    "task": task,
-                    "train": str(self.dir / "data" / "pool.jsonl"),
-                    "contexts": str(self._contexts_path(task, "train")) if n_shot > 0 else None,
-                    "n_shot": n_shot,
-                    "max_rows": t.max_rows,
-                    "cutoff_len": t.cutoff_len,
-                },
-                "optim": {"lr": t.lr, "warmup_steps": t.warmup_steps, "max_steps": t.max_steps,
-                          "micro_batch_size": t.micro_batch_size, "gradient_accumulation_steps": t.gradient_accumulation_steps},
-                "strategy": t.strategy,
-                "scaling": {"num_workers": t.num_workers, "use_gpu": t.use_gpu, "cpus_per_worker": t.cpus_per_worker},
-                "run": {"name": f"{self.cfg.run.name}-{task}", "storage_path": str((self.dir / "train" / "ray").resolve()),
-                        "output_dir": str(self.dir / "train" / task)},
-                "seed": self.cfg.run.seed,
-            }
-            self.say(f"    training {task} ({n_shot}-shot, {t.max_steps} steps)")
+            train_cfg = self.cfg.train_config(
+                task, train_file=str(self.dir / "data" / "pool.jsonl"),
+                contexts=str(self._contexts_path(task, "train")) if n_shot > 0 else None,
+                run_name=f"{self.cfg.run.name}-{task}", storage_path=str((self.dir / "train" / "ray").resolve()),
+                output_dir=str(self.dir / "train" / task),
+            )
+            steps = train_cfg.optim.max_steps or f"{train_cfg.optim.epochs} epoch(s)"
+            self.say(f"    training {task} ({n_shot}-shot, {steps} steps)")
             result = run_training(train_cfg)
             _write_json(result_path, {
                 "task": task, "n_shot": n_shot, "adapter_dir": str(result.adapter_dir), "checkpoint_path": str(result.checkpoint_path),
@@ -217,7 +341,9 @@ class _Recipe:
                 continue
             n_shot = self.cfg.n_shot(task)
             contexts = read_contexts(self._contexts_path(task, "test")) if n_shot > 0 else None
-            rows = build_icl_rows(self.queries, self.pool, contexts, task, n_shot, seed=self.cfg.run.seed)
+            sel = self.cfg.train.data  # the same example selection as training (one schema: TrainConfig.data)
+            rows = build_icl_rows(self.queries, self.pool, contexts, task, n_shot, seed=self.cfg.run.seed, strategy=sel.strategy,
+                                  start_pos=sel.start_pos, reverse=sel.reverse, window=sel.window, p_take=sel.p_take)
             adapter = None
             if self.cfg.train.enabled:
                 adapter = _read_json(self._train_result_path(task))["adapter_dir"]
@@ -225,7 +351,7 @@ class _Recipe:
                 rows, out, model=self.cfg.model.name, adapter=adapter, gguf_file=self.cfg.model.gguf_file,
                 batch_size=g.batch_size, concurrency=g.concurrency, num_gpus_per_actor=g.num_gpus_per_actor,
                 num_cpus_per_actor=g.num_cpus_per_actor, max_new_tokens=g.max_new_tokens, num_beams=g.num_beams,
-                do_sample=g.do_sample, temperature=g.temperature, cutoff_len=self.cfg.train.cutoff_len, seed=self.cfg.run.seed,
+                do_sample=g.do_sample, temperature=g.temperature, cutoff_len=self.cfg.train.data.cutoff_len, seed=self.cfg.run.seed,
             )
             meta = _read_json(out.with_name(out.name + ".meta.json"))
             details.append(f"{task}: {meta['rows']} rows, {meta['tokens_per_second']} tok/s"
@@ -276,31 +402,39 @@ class _Recipe:
         return write_report(data, self.dir / "report" / "index.html")
 
     # ------------------------------------------------------------------ main
-    def run(self) -> PipelineResult:
+    def run(self, until: str | None = None) -> PipelineResult:
+        if until is not None and until not in STAGES:
+            raise ValueError(f"unknown stage {until!r} for until; stages are {', '.join(STAGES)}")
+        last = STAGES.index(until) if until else len(STAGES) - 1
         self.dir.mkdir(parents=True, exist_ok=True)
         _write_json(self.dir / "config.json", self.cfg.model_dump())
-        from ray_icma.ray_connect import connect_ray
-
-        connect_ray(log_to_driver=True)  # training workers' per-step loss lines are the train stage's progress
         _quiet_rdkit()
         tasks = self.cfg.tasks
-        self._stage("data", [self.dir / "data" / "queries.jsonl", self.dir / "data" / "pool.jsonl"], self.data)
-        self._load_data_files()
-        gnn = self.cfg.retrieval.mol2cap.startswith("gnn:") and "mol2cap" in tasks
-        self._stage("embed", [self.dir / "index" / "gnn" / "manifest.json"], self.embed,
-                    skip_reason=None if gnn else f"mol2cap retrieval is {self.cfg.retrieval.mol2cap!r}; set retrieval.mol2cap=gnn:<checkpoint.pth> to embed with a GNN + FAISS")
-        self._stage("contexts", self._context_outputs(), self.contexts_stage)
-        self._stage("train", [self._train_result_path(t) for t in tasks], self.train,
-                    skip_reason=None if self.cfg.train.enabled else "train.enabled=false (base model)")
-        self._stage("generate", [self._predictions_path(t) for t in tasks], self.generate)
-        self._stage("evaluate", [self.dir / "metrics" / f"{t}.json" for t in tasks], self.evaluate)
+        from ray_icma.jobs.embed import MANIFEST
+
         report_box: dict[str, Path] = {}
 
         def _report() -> str:
             report_box["path"] = self.report()
             return str(report_box["path"])
 
-        self._stage("report", [], _report)  # always rebuilt: it reflects this invocation's stage log
+        plan = [
+            ("data", [self.dir / "data" / "queries.jsonl", self.dir / "data" / "pool.jsonl"], self.data, None),
+            ("embed", [self.dir / "index" / "gnn" / MANIFEST], self.embed,
+             None if self._gnn_retriever() else f"mol2cap retrieval is {self.cfg.retrieval.mol2cap!r}; set retrieval.mol2cap=gnn:<checkpoint.pth> to embed with a GNN + FAISS"),
+            ("contexts", None, self.contexts_stage, None),
+            ("train", [self._train_result_path(t) for t in tasks], self.train,
+             None if self.cfg.train.enabled else "train.enabled=false (base model)"),
+            ("generate", [self._predictions_path(t) for t in tasks], self.generate, None),
+            ("evaluate", [self.dir / "metrics" / f"{t}.json" for t in tasks], self.evaluate, None),
+            ("report", [], _report, None),  # always rebuilt: it reflects this invocation's stage log
+        ]
+        for name, outputs, body, skip_reason in plan[: last + 1]:
+            self._stage(name, self._context_outputs() if outputs is None else outputs, body, skip_reason)
+            if name == "data":
+                self._load_data_files()
+        if until is not None and until != "report":
+            return PipelineResult(run_dir=self.dir, report_path=None, metrics={}, stages=self.stages)
         metrics = {t: _read_json(self.dir / "metrics" / f"{t}.json")["metrics"] for t in tasks}
         return PipelineResult(run_dir=self.dir, report_path=report_box["path"], metrics=metrics, stages=self.stages)
 
@@ -314,19 +448,22 @@ def _quiet_rdkit() -> None:
     RDLogger.DisableLog("rdApp.*")
 
 
-def run_pipeline(cfg: PipelineConfig, *, rerun: Sequence[str] = (), say: Callable[[str], None] | None = None) -> PipelineResult:
+def run_pipeline(cfg: PipelineConfig, *, rerun: Sequence[str] = (), say: Callable[[str], None] | None = None,
+                 until: str | None = None) -> PipelineResult:
     """Run (or resume) the whole pipeline for ``cfg``.
 
     Args:
         cfg: validated config (see :func:`ray_icma.pipeline.load_pipeline_config`).
         rerun: stages to run even when their outputs exist (later stages rerun too).
         say: progress printer; default ``logging.info``.
+        until: stop after this stage (e.g. ``"contexts"``); the result then has no report or metrics.
 
     Returns:
         :class:`PipelineResult` with the report path and metrics.
 
     Raises:
-        ValueError: unknown stage names in ``rerun``; any stage's own errors propagate after
-            the failure is recorded in ``stages.json``.
+        ValueError: unknown stage names in ``rerun``/``until``; any stage's own errors propagate
+            after the failure is recorded in ``stages.json``.
+        StageChangedError: ``run.on_change=refuse`` and a finished stage's config or inputs changed.
     """
-    return _Recipe(cfg, rerun, say or log.info).run()
+    return _Recipe(cfg, rerun, say or log.info).run(until)

@@ -5,7 +5,9 @@ from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from ray_icma.config import Section
 
 __all__ = [
     "TrainConfig",
@@ -19,8 +21,7 @@ __all__ = [
 ]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+_Section = Section  # the one config-section base (ray_icma.config.Section)
 
 
 class ModelSection(_Section):

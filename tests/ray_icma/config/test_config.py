@@ -68,8 +68,8 @@ def test_all_problems_listed_with_hints(tmp_path):
 def test_required_and_combination_checks():
     with pytest.raises(ConfigError, match="data: Field required"):
         load_train_config(None, [])
-    with pytest.raises(ConfigError, match="bfloat16 needs scaling.use_gpu"):
-        load_train_config(None, ["data.train=x", "model.dtype=bfloat16"])
+    with pytest.raises(ConfigError, match="run.merge needs a LoRA adapter"):
+        load_train_config(None, ["data.train=x", "lora.disable_lora=true", "run.merge=true"])
 
 
 def test_icma_defaults():

@@ -27,7 +27,7 @@ def _overrides(tmp_path, chebi20_test_file, chebi20_pool_file, scibert_dir, **ex
         "run.root": str(tmp_path), "model.name": "tiny-random-llama",
         "data.queries": str(chebi20_test_file), "data.pool": str(chebi20_pool_file), "data.n_queries": 3,
         "evaluate.tokenizer": str(scibert_dir), "generate.max_new_tokens": 6, "generate.batch_size": 4,
-        "generate.num_cpus_per_actor": 1, "train.cpus_per_worker": 1,
+        "generate.num_cpus_per_actor": 1, "train.scaling.cpus_per_worker": 1,
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
@@ -42,7 +42,7 @@ def test_quickstart_config_is_valid_and_uses_bundled_data():
 
 def test_bad_overrides_are_reported_together():
     with pytest.raises(ConfigError) as err:
-        load_pipeline_config(QUICKSTART, ["train.max_stepz=3", "generate.max_new_tokens=0"])
+        load_pipeline_config(QUICKSTART, ["train.optim.max_stepz=3", "generate.max_new_tokens=0"])
     text = str(err.value)
     assert "max_stepz" in text and "max_steps" in text and "max_new_tokens" in text
 
@@ -53,7 +53,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert missing.exit_code == 1 and "not found" in missing.output and "Traceback" not in missing.output
     bad_stage = runner.invoke(app, ["pipeline", str(QUICKSTART), "--rerun", "bake"])
     assert bad_stage.exit_code == 2 and "stages are" in bad_stage.output  # a bad choice: usage error
-    bad_key = runner.invoke(app, ["pipeline", str(QUICKSTART), "train.max_stepz=3"])
+    bad_key = runner.invoke(app, ["pipeline", str(QUICKSTART), "train.optim.max_stepz=3"])
     assert bad_key.exit_code == 1 and "max_stepz" in bad_key.output
 
 
@@ -89,7 +89,7 @@ def test_pipeline_without_training_runs_and_resumes(ray_cluster, tmp_path, chebi
 @pytest.mark.ray_cluster
 def test_pipeline_with_icmt_training_both_tasks(ray_cluster, tmp_path, chebi20_test_file, chebi20_pool_file, scibert_dir):
     overrides = _overrides(tmp_path, chebi20_test_file, chebi20_pool_file, scibert_dir,
-                           **{"run.name": "tiny", "train.max_steps": 2, "train.max_rows": 8, "train.cutoff_len": 256})
+                           **{"run.name": "tiny", "train.optim.max_steps": 2, "train.data.max_rows": 8, "train.data.cutoff_len": 256})
     result = run_pipeline(load_pipeline_config(QUICKSTART, overrides))
     run_dir = tmp_path / "tiny"
     for task in ("mol2cap", "cap2mol"):
