@@ -13,7 +13,7 @@ from ray_icma.cli._errors import fail as _fail
 
 def pipeline(
     config: Path = typer.Argument(..., help="Pipeline YAML, or a packaged one by name (quickstart, tiny; `ray-icma configs list`)."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="dotted.key=value overrides, e.g. run.name=try2 train.max_steps=20."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="dotted.key=value overrides, e.g. run.name=try2 train.optim.max_steps=20."),
     rerun: Optional[List[str]] = typer.Option(None, "--rerun", help="Rerun this stage (and every later one) even if its outputs exist."),
 ) -> None:
     """Data -> contexts -> ICMT LoRA training (Ray Train) -> generation (Ray Data) -> evaluation -> HTML report.
