@@ -13,7 +13,7 @@ T = TypeVar("T")
 #: strategy name -> what it does (shown in errors and CLI help).
 STRATEGIES: dict[str, str] = {
     "code": "evenly spaced ranks start_pos + m*floor((10-start_pos)/n), ICMA's bucket_sampling (default)",
-    "probabilistic": "paper's random walk: take each candidate with probability p_take (seeded)",
+    "probabilistic": "this project's random walk (not in ICMA's code): take each candidate with probability p_take (seeded)",
     "top": "the n best from start_pos on, ICMA's behaviour without bucket_sampling",
 }
 

@@ -109,3 +109,14 @@ def test_example_seed_is_stable_per_query():
     assert example_seed(42, "123") != example_seed(42, "124")
     assert example_seed(42, "123") != example_seed(43, "123")
     assert 0 <= example_seed(0, 1) < 2**63
+
+
+def test_probabilistic_default_spacing_matches_bucket_sampling_on_average():
+    """The documented reason for p_take=0.5: the walk's mean n=4 picks sit near ICMA's 0, 2, 4, 6."""
+    import numpy as np
+
+    from retrieval.rerank import random_walk_code, random_walk_probabilistic
+
+    picks = np.array([random_walk_probabilistic(list(range(10)), 4, seed=s) for s in range(4000)])
+    assert np.abs(picks.mean(axis=0) - [0.6, 2.4, 4.2, 6.2]).max() < 0.1
+    assert np.abs(picks.mean(axis=0) - random_walk_code(list(range(10)), 4)).max() < 0.7
