@@ -44,7 +44,7 @@ class EnvVar:
 
 VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("RAY_ICMA_HOME", "~/.cache/ray-icma", "cache root: Elasticsearch/Kubernetes installs, converted SmolLM2 checkpoint, generated nltk_data"),
-    EnvVar("RAY_ICMA_BASE_DIR", "the repository root", "base of relative paths in serve configs (`base_dir` in the YAML wins)"),
+    EnvVar("RAY_ICMA_BASE_DIR", "the current directory", "base of relative paths in serve configs (`base_dir` in the YAML wins; `ray-icma serve` on a config in a configs/ folder: the folder above it)"),
     EnvVar("RAY_ICMA_ES_URL", "http://127.0.0.1:9200", "Elasticsearch URL for `bm25-es`, serve's `backend: elasticsearch`, `index captions`, tests"),
     EnvVar("RAY_ICMA_ES_USER", "unset", "Elasticsearch basic-auth user (with RAY_ICMA_ES_PASSWORD)"),
     EnvVar("RAY_ICMA_ES_PASSWORD", "unset", "Elasticsearch basic-auth password"),
