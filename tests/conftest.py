@@ -156,10 +156,11 @@ def pytest_make_collect_report(collector):
 # -- test tiers ---------------------------------------------------------------------------------
 # `pytest -m "not slow"` is the fast tier: no Ray cluster, no Elasticsearch, no deployed Serve app.
 # A test that asks for a service (directly or through another fixture) is marked for it here, and
-# every service test is also `slow`, so the tier cannot silently grow a service dependency.
+# every service test (and every `shared` real-data check) is also `slow`, so the tier cannot
+# silently grow a service dependency.
 _SERVICE_FIXTURES = {"es_url": "es", "ray_cluster": "ray_cluster"}
-_SERVICE_MARKS = ("es", "ray_cluster")
-_SLOW_FOLDERS = {"integration", "serve"}  # network-namespace clusters; the shared Serve app
+_SERVICE_MARKS = ("es", "ray_cluster", "shared")  # shared: full data sets and reference files, real-data checks
+_SLOW_FOLDERS = {"integration", "serve", "cluster"}  # netns clusters; the shared Serve app; kustomize renders + control plane
 
 
 def pytest_collection_modifyitems(config, items):

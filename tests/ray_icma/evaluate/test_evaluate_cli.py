@@ -23,6 +23,7 @@ def app() -> typer.Typer:
     return app
 
 
+@pytest.mark.slow  # two full evaluations + a plot
 def test_two_runs_compared_with_json_and_plot(app, tmp_path, cap2mol_tsv, mol2cap_tsv, scibert_dir):
     # a second cap2mol run in JSONL: the same rows with every output replaced by the reference
     rows = read_predictions(cap2mol_tsv)

@@ -69,6 +69,7 @@ def test_batched_word_pieces_equal_molt5_per_sentence_tokenize(scibert_dir, mol2
     assert len(batched[-4]) == 512
 
 
+@pytest.mark.slow  # the literal MolT5 transcription is slow by design
 def test_equals_literal_molt5_transcription(scibert_dir, mol2cap_tsv):
     preds = read_predictions(mol2cap_tsv)
     ours = mol2cap_metrics(preds.references, preds.predictions, tokenizer=scibert_dir)

@@ -110,6 +110,7 @@ def test_beam_search_returns_one_text_per_prompt(generator):
     assert len(out) == len(PROMPTS) and all(isinstance(t, str) for t in out)
 
 
+@pytest.mark.slow  # trains/loads several adapters (test tiers: TESTS)
 def test_adapter_switching_by_name(model_dir, adapter_dirs, generator):
     multi = Generator(model_dir, adapters=adapter_dirs, device="cpu")
     out_a = multi.generate(PROMPTS, max_new_tokens=8, adapter="a")

@@ -75,6 +75,7 @@ def test_load_missing_model_names_it(tmp_path):
         load_causal_lm(str(tmp_path), torch_dtype="float99")
 
 
+@pytest.mark.slow  # loads the real SmolLM2 (test tiers: TESTS)
 def test_smollm2_generates_a_caption_shaped_answer():
     """The one real-weights load of this package's tests (cached de-quantised copy of the GGUF)."""
     model, tok = load_causal_lm("smollm2-135m")

@@ -23,6 +23,7 @@ def _molregpt_ranking(query: str, pool_smiles: list[str], k: int):
     return order, [scores[i] for i in order]
 
 
+@pytest.mark.slow  # ~40 s: the MolReGPT pairwise loop over the fixture pool
 def test_topological_ranking_equals_molregpt_loop(pool, chebi20_test_file):
     queries = pd.read_csv(chebi20_test_file, sep="\t")["SMILES"].tolist()[:8]
     pool_smiles = pool["SMILES"].tolist()
