@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 import typer
 
@@ -19,7 +19,12 @@ property_app = typer.Typer(
     name="property",
     help="MoleculeNet property prediction (BACE, BBBP, ClinTox, HIV, SIDER, Tox21): ICMA Yes/No prompts, ICMT, AUC.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # help texts and values are never rich markup
 )
+
+# choices are Literal options: a wrong value is a usage error (exit 2), as in every ray-icma command
+_Set = Literal["bace", "bbbp", "clintox", "hiv", "sider", "tox21"]
+_Split = Literal["icma", "scaffold"]
 
 _ROOT_HELP = "Folder with <set>/{train,validation,test}.csv (default $RAY_ICMA_MOLECULENET or ../shared/data/moleculenet)."
 
@@ -46,8 +51,8 @@ def _report_bad_rows(results) -> None:
 
 @property_app.command("inspect")
 def inspect(
-    dataset: str = typer.Argument(..., help="bace, bbbp, clintox, hiv, sider or tox21."),
-    split: str = typer.Option("icma", "--split", help="icma (ICMA's files) or scaffold (Bemis-Murcko, from their union)."),
+    dataset: _Set = typer.Argument(..., help="bace, bbbp, clintox, hiv, sider or tox21."),
+    split: _Split = typer.Option("icma", "--split", help="icma (ICMA's files) or scaffold (Bemis-Murcko, from their union)."),
     root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
 ) -> None:
     """Molecules per split, and per label: Yes / No / not measured."""
@@ -69,17 +74,15 @@ def inspect(
 
 @property_app.command("split")
 def split(
-    dataset: str = typer.Argument(..., help="bace, bbbp, clintox, hiv, sider or tox21."),
+    dataset: _Set = typer.Argument(..., help="bace, bbbp, clintox, hiv, sider or tox21."),
     out: Path = typer.Option(..., "--out", help="Folder to write train/validation/test into."),
-    kind: str = typer.Option("scaffold", "--kind", help="scaffold (deterministic Bemis-Murcko) or icma (the files as given)."),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl or parquet (the project's format: id, smiles, one column per label)."),
+    kind: _Split = typer.Option("scaffold", "--kind", help="scaffold (deterministic Bemis-Murcko) or icma (the files as given)."),
+    fmt: Literal["jsonl", "parquet"] = typer.Option("jsonl", "--format", help="jsonl or parquet (the project's format: id, smiles, one column per label)."),
     root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
 ) -> None:
     """Write a split in the project's JSONL/Parquet format (readable by every `property` command)."""
     from ray_icma.property import write_property_records
 
-    if fmt not in ("jsonl", "parquet"):
-        _fail(f"--format must be jsonl or parquet, got {fmt!r}")
     splits, results = _splits(dataset, kind, root)
     _report_bad_rows(results)
     for part, records in splits.items():
@@ -120,11 +123,11 @@ def run(
 
 @property_app.command("predict")
 def predict(
-    dataset: str = typer.Argument(..., help="The set whose labels to predict (its training split gives the examples)."),
+    dataset: _Set = typer.Argument(..., help="The set whose labels to predict (its training split gives the examples)."),
     smiles: List[str] = typer.Argument(..., help="One or more SMILES."),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter dir from `property run` (default: base model)."),
     model: str = typer.Option("smollm2-135m", "--model", help="Base model spec."),
-    split: str = typer.Option("scaffold", "--split", help="Whose training split supplies the neighbours."),
+    split: _Split = typer.Option("scaffold", "--split", help="Whose training split supplies the neighbours."),
     n_shot: int = typer.Option(2, "--n-shot", min=0, help="Examples per prompt (as trained)."),
     root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
 ) -> None:

@@ -83,6 +83,9 @@ BAD_CHOICES = {
     "evaluate --task": ["evaluate", "{readme}", "--task", "translate"],
     "pipeline --rerun": ["pipeline", "{quickstart}", "--rerun", "bake"],
     "data download NAME": ["data", "download", "chebi21"],
+    "property inspect DATASET": ["property", "inspect", "muv"],
+    "property split --format": ["property", "split", "bbbp", "--out", "o", "--format", "csv"],
+    "property predict --split": ["property", "predict", "bbbp", "CCO", "--split", "random"],
 }
 
 

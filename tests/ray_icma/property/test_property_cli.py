@@ -34,7 +34,7 @@ def test_split_writes_files_the_loader_reads_back(clintox_root, tmp_path):
 
 def test_unknown_set_and_bad_config_are_one_line_errors(clintox_root, tmp_path):
     result = runner.invoke(app, ["property", "inspect", "muv", "--root", str(clintox_root)])
-    assert result.exit_code == 1 and "unknown property data set 'muv'" in result.output
+    assert result.exit_code == 2 and "'muv' is not one of" in result.output  # a bad choice: usage error
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("dataset: bbbp\nsplit: random\n")
     result = runner.invoke(app, ["property", "run", str(cfg)])
