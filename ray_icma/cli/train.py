@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 
+from ray_icma.cli._console import console as _console
 from ray_icma.cli._errors import fail as _fail
 
 
@@ -24,19 +25,17 @@ def train(
     """
     import json
 
-    from rich.console import Console
-
     from ray_icma.config import ConfigError
     from ray_icma.train.config import load_train_config
 
-    console = Console()
+    console = _console()  # no markup: paths and run names print as written
     try:
         cfg = load_train_config(config, overrides or [])
     except ConfigError as exc:
         _fail(str(exc))
     if validate_only:
         console.print_json(json.dumps(cfg.model_dump()))
-        console.print(f"[green]ok:[/green] {config} is valid")
+        console.print(f"ok: {config} is valid", style="green")
         return
 
     from ray_icma.data.problems import DataError
@@ -44,7 +43,7 @@ def train(
 
     data = cfg.data
     console.print(
-        f"[bold]ray-icma train[/bold] {cfg.model.name} | {data.task} {data.n_shot}-shot "
+        f"ray-icma train {cfg.model.name} | {data.task} {data.n_shot}-shot "
         f"({'contexts ' + data.contexts if data.contexts else 'zero-shot'}) | {cfg.strategy}"
         f"{f' ZeRO-{cfg.zero_stage}' if cfg.strategy == 'deepspeed' else ''} x {cfg.scaling.num_workers} workers "
         f"({'GPU' if cfg.scaling.use_gpu else 'CPU'}) | run {cfg.run.storage_path}/{cfg.run.name}"
@@ -62,7 +61,7 @@ def train(
     console.print(f"loss curve: {Path(cfg.run.output_dir) / 'loss.csv'}")
     if result.merged_dir:
         console.print(f"merged model: {result.merged_dir}")
-    console.print(f"[green]adapter:[/green] {result.adapter_dir}")
+    console.print(f"adapter: {result.adapter_dir}", style="green")
 
 
 def register(app: typer.Typer) -> None:
