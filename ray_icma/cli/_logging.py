@@ -7,7 +7,7 @@ message, no level or origin) and ``log.info(...)`` is lost. Levels:
 flags      ray_icma / retrieval / serve loggers    everything else
 =========  ======================================  =====================
 ``-q``     ERROR                                   ERROR
-(none)     WARNING                                 WARNING
+(none)     WARNING (inherited from the root)       WARNING
 ``-v``     INFO                                    WARNING
 ``-vv``    DEBUG                                   INFO
 =========  ======================================  =====================
@@ -41,7 +41,7 @@ def levels(verbose: int, quiet: bool) -> tuple[int, int]:
     if quiet:
         return logging.ERROR, logging.ERROR
     if verbose <= 0:
-        return logging.WARNING, logging.WARNING
+        return logging.NOTSET, logging.WARNING  # NOTSET: the project loggers follow the root (WARNING)
     if verbose == 1:
         return logging.INFO, logging.WARNING
     return logging.DEBUG, logging.INFO
