@@ -21,6 +21,9 @@ export RAY_ENABLE_UV_RUN_RUNTIME_ENV=0
 # may have written one) while `ray start --address` nodes may not send it: say which mode this
 # test cluster uses so every node agrees (a private bridge; set RAY_AUTH_MODE=token to test auth).
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
+# On a loaded 2-core box a node's dashboard agent can take longer than the raylet's default wait for
+# its ports; give it two minutes instead of failing the node.
+export RAY_agent_register_timeout_ms="${RAY_agent_register_timeout_ms:-120000}"
 
 node_up() {  # $1 = index (1..)
   local i=$1 ns="icma-n$1" ip="$NET.$(( $1 + 1 ))"
