@@ -46,14 +46,20 @@ def train(
         f"ray-icma train {cfg.model.name} | {data.task} {data.n_shot}-shot "
         f"({'contexts ' + data.contexts if data.contexts else 'zero-shot'}) | {cfg.strategy}"
         f"{f' ZeRO-{cfg.zero_stage}' if cfg.strategy == 'deepspeed' else ''} x {cfg.scaling.num_workers} workers "
-        f"({'GPU' if cfg.scaling.use_gpu else 'CPU'}) | run {cfg.run.storage_path}/{cfg.run.name}"
+        f"({'GPU' if cfg.scaling.use_gpu else 'CPU'}, precision {cfg.precision}) | run {cfg.run.storage_path}/{cfg.run.name}"
     )
     try:
         result = run_training(cfg)
     except (DataError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # run_training turns ray.train.TrainingFailedError into one line
         _fail(str(exc).splitlines()[0] + " (see the worker logs above)")
+    except Exception as exc:  # noqa: BLE001 - anything else Ray Train raises: still one line, no traceback
+        import ray.train
+
+        if not isinstance(exc, ray.train.TrainingFailedError):
+            raise
+        _fail(f"training failed: {str(exc).strip().splitlines()[-1]} (see the worker logs above)")
     history = result.loss_history
     if history:
         console.print(f"steps {history[-1]['step']}, loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f}")
@@ -61,7 +67,10 @@ def train(
     console.print(f"loss curve: {Path(cfg.run.output_dir) / 'loss.csv'}")
     if result.merged_dir:
         console.print(f"merged model: {result.merged_dir}")
-    console.print(f"adapter: {result.adapter_dir}", style="green")
+    if result.model_dir:
+        console.print(f"model (full fine-tuning): {result.model_dir}", style="green")
+    else:
+        console.print(f"adapter: {result.adapter_dir}", style="green")
 
 
 def register(app: typer.Typer) -> None:

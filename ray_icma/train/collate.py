@@ -1,13 +1,12 @@
-"""Tokenize in-context rows into training tensors; the loss sees only the answer tokens."""
+"""Tokenize in-context rows into training tensors once; batch them by length; the loss sees only the answer tokens."""
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 from ray_icma.prompts import build_target, fit_prompt
 
-__all__ = ["IGNORE_INDEX", "tokenize_row", "pad_batch", "ICLCollate", "make_collate_fn"]
+__all__ = ["IGNORE_INDEX", "tokenize_row", "tokenize_rows", "pad_batch", "global_batches", "rank_micro_batch"]
 
 IGNORE_INDEX = -100  # torch cross-entropy skips these labels
 
@@ -57,43 +56,45 @@ def _examples(cell: Any) -> list[tuple[str, str]]:
     return [(str(pair[0]), str(pair[1])) for pair in cell]
 
 
-class ICLCollate:
-    """A Ray Data collate function: takes this rank's rows (``rank::world_size``) of a global batch.
+def tokenize_rows(tokenizer: Any, rows: Sequence[dict], cutoff_len: int, *, train_on_inputs: bool = False) -> list[dict]:
+    """Tokenize in-context rows once (before training): ``{"input_ids", "labels"}`` per row.
 
-    Every worker reads the same globally ordered batch and keeps its own slice, like torch's
-    DistributedSampler; this keeps the data order independent of Ray Data's block scheduling,
-    so a seeded run and a resumed run see exactly the same rows.
+    Rows are ``build_icl_rows`` dicts (``task``, ``input``, ``examples``, ``reference``). With
+    ``train_on_inputs`` (ICMA's switch) the labels cover the prompt tokens too.
     """
-
-    def __init__(self, tokenizer: Any, cutoff_len: int, rank: int = 0, world_size: int = 1):
-        self.tokenizer, self.cutoff_len, self.rank, self.world_size = tokenizer, cutoff_len, rank, world_size
-
-    def __call__(self, batch: dict) -> dict:
-        n = len(batch["prompt"])
-        pairs = [
-            tokenize_row(
-                self.tokenizer,
-                str(batch["task"][i]),
-                str(batch["input"][i]),
-                _examples(batch["examples"][i]),
-                str(batch["reference"][i]),
-                self.cutoff_len,
-            )
-            for i in range(self.rank, n, self.world_size)
-        ]
-        return pad_batch(pairs, self.tokenizer.pad_token_id)
+    out = []
+    for row in rows:
+        ids, labels = tokenize_row(tokenizer, str(row["task"]), str(row["input"]), _examples(row.get("examples")),
+                                   str(row["reference"]), cutoff_len)
+        out.append({"input_ids": ids, "labels": list(ids) if train_on_inputs else labels})
+    return out
 
 
-@functools.lru_cache(maxsize=None)
-def _ray_collate_cls() -> type:
-    """ICLCollate marked as a numpy-batch collate for Ray Data (plain callables are deprecated)."""
-    try:
-        from ray.data.collate_fn import NumpyBatchCollateFn
-    except ImportError:  # Ray < 2.47 takes plain callables
-        return ICLCollate
-    return type("RayICLCollate", (ICLCollate, NumpyBatchCollateFn), {})
+def global_batches(lengths: Sequence[int], batch_rows: int, *, seed: int, epoch: int, bucket: bool = True,
+                   window: int = 16) -> list[list[int]]:
+    """One epoch's global batches (row indices), ``batch_rows`` each, the incomplete last one dropped.
+
+    A seeded shuffle of all rows (seed + epoch); with ``bucket`` each window of ``window``
+    batches' worth of rows is sorted by length before it is cut into batches, and the batch
+    order is shuffled again, so every batch holds rows of similar length (little padding) and
+    still comes from anywhere in the data set. Every worker computes the same list.
+    """
+    import random
+
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    n_batches = len(order) // batch_rows
+    order = order[: n_batches * batch_rows]
+    if bucket:
+        span = batch_rows * window
+        order = [i for s in range(0, len(order), span) for i in sorted(order[s : s + span], key=lambda j: -lengths[j])]
+    batches = [order[b * batch_rows : (b + 1) * batch_rows] for b in range(n_batches)]
+    if bucket:
+        rng.shuffle(batches)
+    return batches
 
 
-def make_collate_fn(tokenizer: Any, cutoff_len: int, rank: int = 0, world_size: int = 1) -> ICLCollate:
-    """The ``collate_fn`` for ``iter_torch_batches`` (see :class:`ICLCollate`); imports Ray lazily."""
-    return _ray_collate_cls()(tokenizer, cutoff_len, rank, world_size)
+def rank_micro_batch(rows: Sequence[dict], batch: Sequence[int], rank: int, world_size: int, pad_id: int) -> dict:
+    """This rank's slice (``rank::world_size``) of a global batch, right-padded to its own longest row."""
+    return pad_batch([(rows[i]["input_ids"], rows[i]["labels"]) for i in batch[rank::world_size]], pad_id)

@@ -27,9 +27,6 @@ _Section = Section  # the one config-section base (ray_icma.config.Section)
 class ModelSection(_Section):
     name: str = Field("smollm2-135m", description="Hub id, local dir, or preset (smollm2-135m, tiny-random-llama)")
     gguf_file: str | None = Field(None, description="GGUF file name inside `name` (needs the gguf package)")
-    dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="auto: bfloat16 on GPU, float32 on CPU (DeepSpeed on CPU trains in fp32)"
-    )
     trust_remote_code: bool = False
 
 
@@ -38,6 +35,7 @@ class LoraSection(_Section):
     alpha: int = Field(64, gt=0, description="LoRA alpha (ICMA 64)")
     dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout (ICMA 0.1)")
     target: str | list[str] = Field("all-linear", description="all-linear (every nn.Linear but lm_head) or module names")
+    disable_lora: bool = Field(False, description="ICMA's --disable_lora: full fine-tuning of every weight, no adapter")
 
 
 class DataSection(_Section):
@@ -55,6 +53,10 @@ class DataSection(_Section):
     p_take: float = Field(0.5, gt=0, le=1, description="take probability of strategy=probabilistic (this project's walk)")
     max_rows: int | None = Field(None, gt=0, description="train on a seeded random sample of this many rows")
     cutoff_len: int = Field(1024, gt=16, description="token budget for prompt + answer (ICMA 1024; their models 2048)")
+    train_on_inputs: bool = Field(False, description="ICMA's train_on_inputs: the loss also covers the prompt tokens")
+    bucket_by_length: bool = Field(
+        True, description="batch rows of similar length together (seeded), so micro-batches carry little padding"
+    )
 
 
 class OptimSection(_Section):
@@ -66,6 +68,7 @@ class OptimSection(_Section):
     micro_batch_size: int = Field(4, gt=0, description="rows per worker per forward pass (ICMA 4)")
     gradient_accumulation_steps: int = Field(1, gt=0, description="micro-batches per optimizer step")
     max_grad_norm: float = Field(1.0, gt=0)
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward: less memory, ~30% slower")
 
 
 class ScalingSection(_Section):
@@ -93,6 +96,11 @@ class TrainConfig(_Section):
     lora: LoraSection = Field(default_factory=LoraSection)
     data: DataSection
     optim: OptimSection = Field(default_factory=OptimSection)
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto",
+        description="auto: bf16 where the CPU has AMX/AVX512-BF16 or the GPU supports it, else fp32; "
+        "bf16 autocasts the forward pass, weights and optimizer state stay fp32 (see ray_icma.precision)",
+    )
     strategy: Literal["deepspeed", "ddp"] = Field("deepspeed", description="deepspeed (ZeRO) or plain torch DDP")
     zero_stage: Literal[2, 3] = Field(2, description="DeepSpeed ZeRO stage; 3 also shards the frozen base weights")
     scaling: ScalingSection = Field(default_factory=ScalingSection)
@@ -101,8 +109,8 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "TrainConfig":
-        if self.model.dtype == "bfloat16" and not self.scaling.use_gpu:
-            raise ValueError("model.dtype=bfloat16 needs scaling.use_gpu=true (CPU training runs in float32)")
+        if self.lora.disable_lora and self.run.merge:
+            raise ValueError("run.merge needs a LoRA adapter; with lora.disable_lora the exported model is already full")
         return self
 
 

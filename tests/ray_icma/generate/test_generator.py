@@ -65,16 +65,45 @@ def adapter_dirs(model_dir, tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def generator(model_dir) -> Generator:
-    return Generator(model_dir, device="cpu")
+    return Generator(model_dir, device="cpu", precision="fp32")  # exact comparisons with transformers
 
 
-def test_greedy_output_is_deterministic_and_non_trivial(generator, model_dir):
-    first = generator.generate(PROMPTS, max_new_tokens=8)
-    again = Generator(model_dir, device="cpu").generate(PROMPTS, max_new_tokens=8)
-    assert first == again
-    assert len(first) == len(PROMPTS)
-    assert all(isinstance(text, str) and text for text in first)
-    assert len(set(first)) == len(PROMPTS), "different prompts should give different continuations"
+def _hf_greedy(generator, prompt: str, max_new_tokens: int, **kwargs) -> list[int]:
+    """transformers' own generate, one prompt at a time: the reference for the decoding loop."""
+    enc = generator.tokenizer([prompt], return_tensors="pt")
+    with torch.no_grad():
+        out = generator.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
+                                       pad_token_id=generator.tokenizer.pad_token_id, **kwargs)
+    new = out[0, enc["input_ids"].shape[1]:].tolist()
+    eos = generator.tokenizer.eos_token_id
+    return new[: new.index(eos)] if eos in new else new
+
+
+def test_greedy_output_matches_transformers_generate_token_for_token(generator, model_dir):
+    outs = generator.generate_detailed(PROMPTS, max_new_tokens=8, batch_size=len(PROMPTS))
+    for prompt, out in zip(PROMPTS, outs):
+        reference = _hf_greedy(generator, prompt, 8)
+        assert out.n_new_tokens == len(reference) == 8  # this random model never emits EOS this early
+        assert out.text == generator.tokenizer.decode(reference, skip_special_tokens=True)
+    assert [o.text for o in outs] == Generator(model_dir, device="cpu", precision="fp32").generate(PROMPTS, max_new_tokens=8)
+    assert len({o.text for o in outs}) == len(PROMPTS), "different prompts should give different continuations"
+
+
+def test_repetition_penalty_matches_transformers(generator):
+    """ICMA decodes cap2mol with repetition_penalty 0.8: same tokens as transformers' processor."""
+    out = generator.generate_detailed(PROMPTS[:1], max_new_tokens=10, repetition_penalty=0.8)[0]
+    reference = _hf_greedy(generator, PROMPTS[0], 10, repetition_penalty=0.8)
+    assert out.text == generator.tokenizer.decode(reference, skip_special_tokens=True)
+    assert out.text != generator.generate(PROMPTS[:1], max_new_tokens=10)[0]  # the penalty changed something
+
+
+def test_top_k_and_top_p_filter_sampling(generator):
+    """At a high temperature, sampling differs from greedy unless top_k=1 / a tiny top_p leave one token."""
+    greedy = generator.generate(PROMPTS, max_new_tokens=8)
+    hot = dict(do_sample=True, temperature=5.0, max_new_tokens=8)
+    assert generator.generate(PROMPTS, **hot) != greedy
+    assert generator.generate(PROMPTS, top_k=1, **hot) == greedy
+    assert generator.generate(PROMPTS, top_p=1e-9, **hot) == greedy
 
 
 def test_batched_equals_one_by_one(generator):
@@ -90,35 +119,73 @@ def test_continuation_excludes_prompt_and_counts_tokens(generator):
     assert 0 < out.n_new_tokens <= 5
 
 
-def test_stop_string_ends_generation_early(generator):
-    full = generator.generate_detailed(PROMPTS[:1], max_new_tokens=12)[0]
-    # stop right after the first generated character: the output must be a prefix of the full one
-    stop = full.text[:1]
+def _stop_after(generator, prompt: str, n_tokens: int) -> tuple[str, str]:
+    """``(full_text, stop)``: a stop string made of the text of generated token ``n_tokens - 1``,
+    which does not occur earlier in the continuation."""
+    ids = _hf_greedy(generator, prompt, 12)
+    tok = generator.tokenizer
+    stop = tok.decode(ids[n_tokens - 1 : n_tokens])
+    assert stop.strip() and stop not in tok.decode(ids[: n_tokens - 1]), "pick another token for the stop string"
+    return tok.decode(ids), stop
+
+
+def test_stop_string_ends_each_row_at_its_own_stop(generator):
+    full, stop = _stop_after(generator, PROMPTS[0], 3)
     stopped = generator.generate_detailed(PROMPTS[:1], max_new_tokens=12, stop=[stop])[0]
-    assert full.text.startswith(stopped.text)
-    assert stopped.n_new_tokens <= full.n_new_tokens
+    assert stopped.n_new_tokens == 3  # the token that completes the stop string is the last one
+    assert stopped.text.endswith(stop) and full.startswith(stopped.text) and len(stopped.text) < len(full)
+    # In a batch, the stopped row leaves while the others run on to max_new_tokens.
+    batch = generator.generate_detailed(PROMPTS, max_new_tokens=12, stop=[stop], batch_size=len(PROMPTS))
+    one_by_one = [generator.generate_detailed([p], max_new_tokens=12, stop=[stop])[0] for p in PROMPTS]
+    assert batch == one_by_one
+    assert batch[0].n_new_tokens == 3 and sorted(o.n_new_tokens for o in batch)[-1] == 12
 
 
 def test_sampling_is_reproducible_per_seed(model_dir):
-    a = Generator(model_dir, device="cpu", seed=3).generate(PROMPTS, max_new_tokens=8, do_sample=True, temperature=1.0)
-    b = Generator(model_dir, device="cpu", seed=3).generate(PROMPTS, max_new_tokens=8, do_sample=True, temperature=1.0)
+    a = Generator(model_dir, device="cpu", seed=3, precision="fp32").generate(PROMPTS, max_new_tokens=8, do_sample=True, temperature=1.0)
+    b = Generator(model_dir, device="cpu", seed=3, precision="fp32").generate(PROMPTS, max_new_tokens=8, do_sample=True, temperature=1.0)
     assert a == b
 
 
-def test_beam_search_returns_one_text_per_prompt(generator):
-    out = generator.generate(PROMPTS, max_new_tokens=6, num_beams=3)
-    assert len(out) == len(PROMPTS) and all(isinstance(t, str) for t in out)
+def test_beam_search_is_transformers_beam_search(generator):
+    out = generator.generate_detailed(PROMPTS, max_new_tokens=6, num_beams=3)
+    for prompt, o in zip(PROMPTS, out):
+        reference = _hf_greedy(generator, prompt, 6, num_beams=3)
+        assert o.text == generator.tokenizer.decode(reference, skip_special_tokens=True) and o.n_new_tokens == len(reference)
+
+
+def test_merged_adapter_generates_what_the_unmerged_one_does(model_dir, adapter_dirs):
+    merged = Generator(model_dir, adapter=adapter_dirs["a"], device="cpu", precision="fp32", merge=True)
+    unmerged = Generator(model_dir, adapter=adapter_dirs["a"], device="cpu", precision="fp32")
+    from peft import PeftModel
+
+    assert merged.merged and not isinstance(merged.model, PeftModel) and isinstance(unmerged.model, PeftModel)
+    assert merged.generate(PROMPTS, max_new_tokens=8) == unmerged.generate(PROMPTS, max_new_tokens=8)
+    with pytest.raises(ValueError, match="merge=True"):
+        Generator(model_dir, adapters=adapter_dirs, device="cpu", merge=True)
+
+
+def test_bf16_precision_runs_bf16_weights(model_dir):
+    from ray_icma.precision import cpu_bf16_flags
+
+    gen = Generator(model_dir, device="cpu", precision="bf16")
+    assert gen.precision == "bf16" and next(gen.model.parameters()).dtype == torch.bfloat16
+    if cpu_bf16_flags():  # a CPU with native bf16: oneDNN must report a bf16 kernel
+        assert "bf16" in gen.kernels, gen.kernels
+    out = gen.generate_detailed(PROMPTS[:1], max_new_tokens=4)[0]
+    assert out.n_new_tokens == 4
+    assert Generator(model_dir, device="cpu", dtype="float32").precision == "fp32"
 
 
 @pytest.mark.slow  # trains/loads several adapters (test tiers: TESTS)
 def test_adapter_switching_by_name(model_dir, adapter_dirs, generator):
-    multi = Generator(model_dir, adapters=adapter_dirs, device="cpu")
+    multi = Generator(model_dir, adapters=adapter_dirs, device="cpu", precision="fp32")
     out_a = multi.generate(PROMPTS, max_new_tokens=8, adapter="a")
     out_b = multi.generate(PROMPTS, max_new_tokens=8, adapter="b")
     out_base = multi.generate(PROMPTS, max_new_tokens=8, adapter=BASE_MODEL)
     assert out_a != out_b
     assert out_base == generator.generate(PROMPTS, max_new_tokens=8)
-    assert out_a == Generator(model_dir, adapter=adapter_dirs["a"], device="cpu").generate(PROMPTS, max_new_tokens=8)
+    assert out_a == Generator(model_dir, adapter=adapter_dirs["a"], device="cpu", precision="fp32").generate(PROMPTS, max_new_tokens=8)
     assert multi.generate(PROMPTS, max_new_tokens=8) == out_a  # the first adapter is the default
     assert multi.generate(PROMPTS, max_new_tokens=8, adapter="a") == out_a  # switching back is clean
 
@@ -132,11 +199,11 @@ def test_generate_task_parses_answers(generator):
 
 def test_bad_arguments_give_clear_errors(model_dir, adapter_dirs, generator, tmp_path):
     with pytest.raises(ValueError, match="unknown adapter 'zzz'"):
-        Generator(model_dir, adapters=adapter_dirs, device="cpu").generate(PROMPTS, adapter="zzz")
+        Generator(model_dir, adapters=adapter_dirs, device="cpu", precision="fp32").generate(PROMPTS, adapter="zzz")
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
-        Generator(model_dir, adapter=str(tmp_path), device="cpu")
+        Generator(model_dir, adapter=str(tmp_path), device="cpu", precision="fp32")
     with pytest.raises(ValueError, match="reserved"):
-        Generator(model_dir, adapters={BASE_MODEL: adapter_dirs["a"]}, device="cpu")
+        Generator(model_dir, adapters={BASE_MODEL: adapter_dirs["a"]}, device="cpu", precision="fp32")
     with pytest.raises(ValueError, match="max_new_tokens"):
         generator.generate(PROMPTS, max_new_tokens=0)
     assert generator.generate([], max_new_tokens=4) == []
@@ -145,5 +212,5 @@ def test_bad_arguments_give_clear_errors(model_dir, adapter_dirs, generator, tmp
 def test_tiny_random_llama_preset_loads():
     from ray_icma.models import TINY_SPEC
 
-    out = Generator(TINY_SPEC, device="cpu").generate(PROMPTS[:2], max_new_tokens=4)
-    assert len(out) == 2
+    out = Generator(TINY_SPEC, device="cpu", precision="fp32").generate_detailed(PROMPTS[:2], max_new_tokens=4)
+    assert [o.n_new_tokens for o in out] == [4, 4]

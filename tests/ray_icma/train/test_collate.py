@@ -1,10 +1,10 @@
-"""Tokenizing ICL rows for training: loss only on the answer (+EOS), budget kept, right padding."""
-import numpy as np
+"""Tokenizing ICL rows for training (once): loss only on the answer (+EOS), budget kept, length-bucketed batches, right padding."""
 import pytest
 import torch
 
 from ray_icma.prompts import build_prompt, build_target
-from ray_icma.train import IGNORE_INDEX, make_collate_fn, tokenize_row
+from ray_icma.train import IGNORE_INDEX, global_batches, tokenize_row, tokenize_rows
+from ray_icma.train.collate import rank_micro_batch
 from ray_icma.train.deepspeed_config import deepspeed_config
 
 
@@ -39,25 +39,46 @@ def test_budget_drops_examples_not_answer(tok):
     assert "CC(=O)O" in tok.decode(ids)
 
 
-def test_collate_slices_global_batch_per_rank_and_pads_right(tok):
-    batch = {
-        "task": np.array(["cap2mol"] * 4, dtype=object),
-        "input": np.array(["ethanol", "a much longer caption of some molecule", "water", "methane"], dtype=object),
-        "reference": np.array(["CCO", "CCCCCC", "O", "C"], dtype=object),
-        "examples": np.array([[], [], [["propane", "CCC"]], []], dtype=object),
-        "prompt": np.array(["p"] * 4, dtype=object),
-        "id": np.array(["1", "2", "3", "4"], dtype=object),
-    }
-    rank1 = make_collate_fn(tok, 256, rank=1, world_size=2)(batch)
-    assert rank1["input_ids"].shape[0] == 2  # rows 1 and 3
-    single = tokenize_row(tok, "cap2mol", "a much longer caption of some molecule", [], "CCCCCC", 256)[0]
-    assert rank1["input_ids"][0, : len(single)].tolist() == single
-    mask = rank1["attention_mask"]
-    assert mask[0].sum() == len(single) and (mask[:, 0] == 1).all()  # right padding
-    assert (rank1["labels"][mask == 0] == IGNORE_INDEX).all()
-    rank0 = make_collate_fn(tok, 256, rank=0, world_size=2)(batch)
-    text = tok.decode(rank0["input_ids"][1][rank0["attention_mask"][1] == 1])
-    assert "Generate a molecule for the caption: propane\nMolecule: CCC" in text
+def test_rows_are_tokenized_once_with_icma_train_on_inputs_switch(tok):
+    rows = [{"task": "cap2mol", "input": "ethanol", "reference": "CCO", "examples": [["propane", "CCC"]]}]
+    (masked,) = tokenize_rows(tok, rows, 256)
+    (full,) = tokenize_rows(tok, rows, 256, train_on_inputs=True)
+    assert (masked["input_ids"], masked["labels"]) == tokenize_row(tok, "cap2mol", "ethanol", [("propane", "CCC")], "CCO", 256)
+    assert full["input_ids"] == masked["input_ids"] and full["labels"] == full["input_ids"]  # loss on every token
+    assert masked["labels"].count(IGNORE_INDEX) > 0
+
+
+def test_global_batches_partition_the_epoch_seeded_and_bucketed():
+    import random
+
+    rng = random.Random(7)
+    lengths = [rng.randint(50, 500) for _ in range(101)]
+    batches = global_batches(lengths, 4, seed=0, epoch=0)
+    flat = [i for b in batches for i in b]
+    assert len(batches) == 25 and all(len(b) == 4 for b in batches) and len(set(flat)) == 100  # drop_last, no repeats
+    assert batches == global_batches(lengths, 4, seed=0, epoch=0)
+    assert batches != global_batches(lengths, 4, seed=0, epoch=1) != global_batches(lengths, 4, seed=1, epoch=0)
+
+    def padding(bs):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
+
+    plain = global_batches(lengths, 4, seed=0, epoch=0, bucket=False)
+    assert len({i for b in plain for i in b}) == 100
+    assert padding(batches) < padding(plain) / 4  # uniform lengths: bucketing removes most padding
+
+
+def test_rank_micro_batch_slices_the_global_batch_and_pads_right(tok):
+    rows = tokenize_rows(tok, [
+        {"task": "cap2mol", "input": text, "reference": ref, "examples": []}
+        for text, ref in [("ethanol", "CCO"), ("a much longer caption of some molecule", "CCCCCC"), ("water", "O"), ("methane", "C")]
+    ], 256)
+    batch = rank_micro_batch(rows, [0, 1, 2, 3], rank=1, world_size=2, pad_id=tok.pad_token_id)
+    assert batch["input_ids"].shape[0] == 2  # rows 1 and 3
+    longest = rows[1]["input_ids"]
+    assert batch["input_ids"].shape[1] == len(longest) and batch["input_ids"][0].tolist() == longest
+    mask = batch["attention_mask"]
+    assert mask[1].sum() == len(rows[3]["input_ids"]) and (mask[:, 0] == 1).all()  # right padding
+    assert (batch["labels"][mask == 0] == IGNORE_INDEX).all()
 
 
 def test_loss_ignores_prompt_tokens(tok):
