@@ -10,11 +10,10 @@ cd "$ROOT"
 bash scripts/setup.sh || exit 1
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"   # same mode as the test clusters
 in_ci=0; case "${CI:-}" in 1|true|TRUE|yes) in_ci=1;; esac
-started_es=0; started_ray=0; started_prom=0; started_k8s=0
+started_es=0; started_ray=0; started_k8s=0
 cleanup() {
   [ $started_ray = 1 ] && .venv/bin/ray stop --force >/dev/null 2>&1
   [ $started_es = 1 ] && bash scripts/stop_elasticsearch.sh
-  [ $started_prom = 1 ] && bash scripts/stop_prometheus.sh
   [ $started_k8s = 1 ] && bash scripts/stop_k8s.sh
 }
 trap cleanup EXIT
@@ -42,13 +41,6 @@ if [ -z "${RAY_ICMA_KUBECONFIG:-}" ] && [ "${SKIP_K8S:-0}" != 1 ]; then
   elif [ $in_ci = 1 ]; then echo "FAIL: Kubernetes control plane did not start under CI" >&2; exit 1
   else echo "warning: Kubernetes control plane did not start; its tests will skip" >&2; fi
 fi
-if [ -z "${RAY_ICMA_PROMETHEUS_URL:-}" ]; then
-  # a real Prometheus scraping the Ray cluster's metrics, with cluster/monitoring/rules.yml (tests/serve/test_monitoring.py)
-  prom_was_up=0; curl -fsS -m 2 "http://127.0.0.1:${RAY_ICMA_PROMETHEUS_PORT:-9091}/-/ready" >/dev/null 2>&1 && prom_was_up=1
-  if purl=$(bash scripts/start_prometheus.sh); then
-    export RAY_ICMA_PROMETHEUS_URL="$purl"; [ $prom_was_up = 1 ] || started_prom=1
-  elif [ $in_ci = 1 ]; then echo "FAIL: Prometheus did not start under CI" >&2; exit 1
-  else echo "warning: Prometheus did not start; its tests will skip" >&2; fi
 fi
 echo "Elasticsearch: ${RAY_ICMA_ES_URL:-none}   Ray: ${RAY_ADDRESS:-local}   Kubernetes: ${RAY_ICMA_KUBECONFIG:-none}"
 .venv/bin/python -m pytest "$@"
