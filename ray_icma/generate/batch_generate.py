@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PredictBatches", "generate_predictions", "read_icl_rows", "smiles_is_valid", "meta_path"]
+__all__ = ["PredictBatches", "generate_predictions", "read_icl_rows", "smiles_is_valid", "meta_path", "DECODING_PRESETS", "decoding_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +46,51 @@ class GenerationSettings(dict):
     """Plain dict of decoding settings shipped to every actor (kept JSON-friendly for the meta)."""
 
 
+#: Named decoding presets. ``icma`` is ICMA's ``inference.py``: sampling at temperature 0.7,
+#: top_p 0.85, top_k 40, one beam, repetition_penalty 0.8 for cap2mol (1.0 for mol2cap), seed 42.
+DECODING_PRESETS: dict[str, dict] = {
+    "greedy": {"do_sample": False, "num_beams": 1, "temperature": 0.7, "top_p": 1.0, "top_k": 0,
+               "repetition_penalty": {"mol2cap": 1.0, "cap2mol": 1.0}},
+    "icma": {"do_sample": True, "num_beams": 1, "temperature": 0.7, "top_p": 0.85, "top_k": 40,
+             "repetition_penalty": {"mol2cap": 1.0, "cap2mol": 0.8}, "seed": 42},
+}
+
+
+def decoding_settings(preset: str, task: str) -> dict:
+    """The decoding keyword arguments of a named preset for ``task`` (``greedy`` or ``icma``).
+
+    Raises:
+        ValueError: an unknown preset.
+    """
+    if preset not in DECODING_PRESETS:
+        raise ValueError(f"decoding must be one of {', '.join(DECODING_PRESETS)}; got {preset!r}")
+    out = {k: v for k, v in DECODING_PRESETS[preset].items() if k != "seed"}
+    out["repetition_penalty"] = out["repetition_penalty"][task]
+    return out
+
+
 class PredictBatches:
     """Ray Data callable class: one :class:`~ray_icma.generate.Generator` per actor.
 
     Args:
-        model, adapter, gguf_file, device, dtype, seed: passed to ``Generator``.
-        settings: decoding settings (max_new_tokens, num_beams, do_sample, temperature,
-            batch_size, cutoff_len).
+        model, adapter, gguf_file, device, precision, seed: passed to ``Generator``; a single
+            adapter is merged into the weights (``merge=True``: one model per actor, nothing to switch).
+        settings: decoding settings (max_new_tokens, decoding preset or num_beams/do_sample/
+            temperature/top_p/top_k/repetition_penalty, batch_size, cutoff_len).
         num_threads: torch CPU threads for this actor (0 leaves torch's default).
     """
 
-    def __init__(self, model: str, adapter: str | None, gguf_file: str | None, device: str, dtype: str, seed: int,
-                 settings: dict, num_threads: int = 0) -> None:
+    def __init__(self, model: str, adapter: str | None, gguf_file: str | None, device: str, precision: str, seed: int,
+                 settings: dict, num_threads: int = 0, merge: bool = True) -> None:
         import torch
 
         from ray_icma.generate.generator import Generator
 
         if num_threads > 0:
             torch.set_num_threads(num_threads)
-        self.generator = Generator(model, adapter=adapter, gguf_file=gguf_file, device=device, dtype=dtype, seed=seed)
+        self.generator = Generator(model, adapter=adapter, gguf_file=gguf_file, device=device, precision=precision, seed=seed,
+                                   merge=bool(adapter) and merge)
+        print(f"[ray-icma] generate actor: {self.generator.kernels}{' (adapter merged)' if self.generator.merged else ''}", flush=True)
         self.settings = dict(settings)
 
     def _prompt(self, task: str, text: str, examples_json: str, prompt: str) -> tuple[str, int]:
@@ -80,15 +106,18 @@ class PredictBatches:
         from ray_icma.prompts import parse_output
 
         s = self.settings
+        if s.get("decoding"):
+            decode = decoding_settings(s["decoding"], task)
+        else:
+            decode = {k: s[k] for k in ("num_beams", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty")}
         gens = self.generator.generate_detailed(
-            prompts, max_new_tokens=s["max_new_tokens"], num_beams=s["num_beams"], do_sample=s["do_sample"],
-            temperature=s["temperature"], batch_size=s["batch_size"], stop=("\n\n",),
+            prompts, max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"], stop=("\n\n",), **decode,
         )
-        return [(parse_output(task, g.text), g.text, g.n_new_tokens, "") for g in gens]
+        return [(parse_output(task, g.text), g.text, g.n_new_tokens, g.n_prompt_tokens) for g in gens]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["id"])
-        results: list[tuple[str, str, int, str]] = [("", "", 0, "")] * n
+        results: list[tuple[str, str, int, int]] = [("", "", 0, 0)] * n
         n_examples = [0] * n
         prompts = [""] * n
         errors = [""] * n
@@ -123,6 +152,7 @@ class PredictBatches:
             "raw": np.array([r[1] for r in results], dtype=object),
             "n_examples": np.array(n_examples, dtype=np.int64),
             "n_new_tokens": np.array([r[2] for r in results], dtype=np.int64),
+            "n_prompt_tokens": np.array([r[3] for r in results], dtype=np.int64),
             "valid": np.array(valid, dtype=bool),
             "error": np.array(errors, dtype=object),
         }
@@ -190,10 +220,15 @@ def generate_predictions(
     num_beams: int = 1,
     do_sample: bool = False,
     temperature: float = 0.7,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    repetition_penalty: float = 1.0,
+    decoding: str | None = None,
     cutoff_len: int = 1024,
     device: str = "auto",
-    dtype: str = "auto",
-    seed: int = 0,
+    precision: str = "auto",
+    merge_adapter: bool = True,
+    seed: int | None = 0,
     progress: bool = True,
 ) -> Path:
     """Generate a prediction for every row with a Ray Data actor pool and write the JSONL.
@@ -212,9 +247,14 @@ def generate_predictions(
         num_cpus_per_actor: CPUs reserved per actor; also its torch thread count.
         max_new_tokens: answer budget (also reserved in the prompt's token budget).
         num_beams: beam width; 1 = greedy (or sampling with ``do_sample``).
-        do_sample, temperature: sampling instead of greedy (ICMA samples at 0.7).
+        do_sample, temperature, top_p, top_k, repetition_penalty: decoding settings.
+        decoding: a named preset instead of the settings above: ``greedy`` or ``icma`` (ICMA's
+            ``inference.py``: sampling, temperature 0.7, top_p 0.85, top_k 40, one beam,
+            repetition_penalty 0.8 for cap2mol, seed 42 unless ``seed`` is given).
         cutoff_len: the model's token budget for prompt + answer (ICMA: 1024).
-        device, dtype, seed: passed to each actor's ``Generator``.
+        device, precision: passed to each actor's ``Generator`` (precision auto | bf16 | fp32).
+        merge_adapter: merge the adapter into each actor's copy of the weights (faster; default).
+        seed: sampling seed (None: the preset's, else 0).
         progress: show a progress bar (Ray Data's own bars are turned off then).
 
     Returns:
@@ -232,8 +272,13 @@ def generate_predictions(
     if max_new_tokens < 1 or num_beams < 1:
         raise ValueError(f"max_new_tokens and num_beams must be >= 1 (got {max_new_tokens}, {num_beams})")
     out_path = Path(out_path)
+    if decoding is not None:
+        decoding_settings(decoding, "mol2cap")  # unknown names fail here, before any work
+    if seed is None:
+        seed = int(DECODING_PRESETS.get(decoding or "", {}).get("seed", 0))
     settings = GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample,
-                                  temperature=temperature, batch_size=batch_size, cutoff_len=cutoff_len)
+                                  temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
+                                  decoding=decoding, batch_size=batch_size, cutoff_len=cutoff_len, precision=precision, seed=seed)
     if isinstance(rows, (str, PathLike)):
         rows = read_icl_rows(rows)
     items = None
@@ -253,12 +298,16 @@ def generate_predictions(
     else:
         n_rows = len(items)
         n_blocks = max(1, min(-(-n_rows // batch_size), 4 * concurrency))
+        # Length buckets: rows of similar prompt length share a batch (less left padding);
+        # `_order` restores the input order when the predictions are written.
+        items = sorted(items, key=_prompt_size, reverse=True)
         dataset = ray.data.from_items(items, override_num_blocks=n_blocks)
     predicted = dataset.map_batches(
         PredictBatches,
         fn_constructor_kwargs={
             "model": model, "adapter": str(adapter) if adapter else None, "gguf_file": gguf_file, "device": device,
-            "dtype": dtype, "seed": seed, "settings": dict(settings), "num_threads": max(1, int(num_cpus_per_actor)),
+            "precision": precision, "seed": seed, "settings": dict(settings), "num_threads": max(1, int(num_cpus_per_actor)),
+            "merge": merge_adapter,
         },
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=concurrency),
@@ -284,6 +333,11 @@ def generate_predictions(
     meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     log.info("wrote %d predictions to %s (%s)", len(collected), out_path, meta)
     return out_path
+
+
+def _prompt_size(item: dict) -> int:
+    """A prompt's length in characters (examples + query), the bucketing key (no tokenizer on the driver)."""
+    return len(item["examples_json"]) + len(item["input"]) if item["examples_json"] else len(item["prompt"])
 
 
 def _progress_bar(total: int, desc: str):
@@ -313,6 +367,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 def _summarise(rows: list[dict], seconds: float, *, model: str, adapter: str | None, settings: dict, concurrency: int) -> dict:
     tasks = sorted({r["task"] for r in rows})
     new_tokens = int(sum(r.get("n_new_tokens", 0) for r in rows))
+    prompt_tokens = int(sum(r.get("n_prompt_tokens", 0) for r in rows))
     cap2mol = [r for r in rows if r["task"] == "cap2mol"]
     return {
         "rows": len(rows),
@@ -323,8 +378,12 @@ def _summarise(rows: list[dict], seconds: float, *, model: str, adapter: str | N
         "invalid_smiles": sum(1 for r in cap2mol if not r.get("valid", False)),
         "mean_examples": (sum(r.get("n_examples", 0) for r in rows) / len(rows)) if rows else 0.0,
         "new_tokens": new_tokens,
+        "prompt_tokens": prompt_tokens,
         "seconds": round(seconds, 3),
-        "tokens_per_second": round(new_tokens / seconds, 3) if seconds > 0 else None,
+        "tokens_per_second": round(new_tokens / seconds, 3) if seconds > 0 else None,  # new tokens (as before)
+        "new_tokens_per_second": round(new_tokens / seconds, 3) if seconds > 0 else None,
+        "prompt_tokens_per_second": round(prompt_tokens / seconds, 3) if seconds > 0 else None,
+        "total_tokens_per_second": round((new_tokens + prompt_tokens) / seconds, 3) if seconds > 0 else None,
         "model": model,
         "adapter": str(adapter) if adapter else None,
         "concurrency": concurrency,
