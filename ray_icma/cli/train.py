@@ -54,7 +54,7 @@ def train(
         _fail(str(exc))
     except RuntimeError as exc:  # run_training turns ray.train.TrainingFailedError into one line
         _fail(str(exc).splitlines()[0] + " (see the worker logs above)")
-    except Exception as exc:  # noqa: BLE001 - anything else Ray Train raises: still one line, no traceback
+    except Exception as exc:  # anything else Ray Train raises (re-raised unless TrainingFailedError): one line
         import ray.train
 
         if not isinstance(exc, ray.train.TrainingFailedError):
