@@ -25,3 +25,19 @@ def peak_rss_mb() -> float:
     """Peak resident memory of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def spread(values) -> str:
+    """``median [min-max] (n=k)`` of repeated measurements."""
+    import statistics
+
+    values = sorted(float(v) for v in values)
+    return f"{statistics.median(values):.3g} [{values[0]:.3g}-{values[-1]:.3g}] (n={len(values)})"
+
+
+def machine_load() -> str:
+    """``uptime``'s load averages and the core count, printed with every result."""
+    import os
+
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
