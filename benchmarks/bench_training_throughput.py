@@ -1,9 +1,10 @@
-"""Training throughput of LoRA in-context tuning on Ray Train: 1 vs 2 workers, same run.
+"""Training throughput of LoRA in-context tuning on Ray Train: 1 vs 2 workers, same run, --reps times.
 
-Measures, per configuration, training tokens/s per worker (non-padding tokens through
-forward+backward, timed inside the worker loop, start-up excluded), the aggregate tokens/s,
-the wall time of the whole `run_training` call, and the workers' peak RSS; prints the ratios
-of 2 workers against the 1-worker baseline measured in the same run.
+Measures, per configuration, each worker's own training tokens/s (non-padding tokens through
+forward+backward, timed inside its loop from the first data read) and their *sum* (not rank 0's
+rate times the worker count), the wall time of the whole `run_training` call, and rank 0's
+peak RSS. 1- and 2-worker runs alternate, --reps times, so both see the same machine load; the
+ratio is taken per repetition and printed as median (min, max). Raw rows: --json.
 
     RAY_ADDRESS=127.0.0.1:6380 python benchmarks/bench_training_throughput.py
     python benchmarks/bench_training_throughput.py --model smollm2-135m --steps 8 --strategy ddp
@@ -50,10 +51,12 @@ def run_once(workers: int, args: argparse.Namespace, tmp: Path) -> dict:
     with Timer() as t:
         result = run_training(cfg)
     m = result.metrics
+    rates = m["tokens_per_s_workers"]
     return {
         "workers": workers,
-        "tokens_per_s_per_worker": m["tokens_per_s_per_worker"],
-        "tokens_per_s_total": m["tokens_per_s_per_worker"] * workers,
+        "tokens_per_s_workers": rates,
+        "tokens_per_s_per_worker": sum(rates) / len(rates),
+        "tokens_per_s_total": sum(rates),
         "peak_rss_mb_per_worker": m["peak_rss_mb"],
         "wall_s": t.seconds,
         "final_loss": m["loss"],
@@ -70,24 +73,33 @@ def main() -> None:
     parser.add_argument("--strategy", choices=["deepspeed", "ddp"], default="deepspeed")
     parser.add_argument("--zero-stage", type=int, choices=[2, 3], default=2)
     parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    parser.add_argument("--reps", type=int, default=3, help="alternating 1-/2-worker repetitions")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
 
+    import os
+    import statistics
+
+    load_before = os.getloadavg()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run_once(w, args, Path(tmp)) for w in (1, 2)]
-    base, two = rows
+        for rep in range(args.reps):
+            for w in (1, 2):
+                row = run_once(w, args, Path(tmp) / f"rep{rep}")
+                row["rep"] = rep
+                rows.append(row)
     print(f"model={args.model} strategy={args.strategy}{' ZeRO-' + str(args.zero_stage) if args.strategy == 'deepspeed' else ''} "
-          f"steps={args.steps} micro_batch={args.micro_batch}")
-    print(f"{'workers':>7} {'tok/s/worker':>13} {'tok/s total':>12} {'peak RSS MiB/worker':>20} {'wall s':>8}")
+          f"steps={args.steps} micro_batch={args.micro_batch} reps={args.reps} load {load_before} -> {os.getloadavg()}")
+    print(f"{'rep':>3} {'workers':>7} {'tok/s each worker':>22} {'tok/s total':>12} {'peak RSS MiB':>13} {'wall s':>8}")
     for r in rows:
-        print(f"{r['workers']:>7} {r['tokens_per_s_per_worker']:>13.1f} {r['tokens_per_s_total']:>12.1f} {r['peak_rss_mb_per_worker']:>20.0f} {r['wall_s']:>8.1f}")
-    print(
-        f"2 vs 1 worker: per-worker throughput x{two['tokens_per_s_per_worker'] / base['tokens_per_s_per_worker']:.2f}, "
-        f"total x{two['tokens_per_s_total'] / base['tokens_per_s_total']:.2f}, "
-        f"peak RSS/worker x{two['peak_rss_mb_per_worker'] / base['peak_rss_mb_per_worker']:.2f}, wall x{two['wall_s'] / base['wall_s']:.2f}"
-    )
+        each = "/".join(f"{x:.0f}" for x in r["tokens_per_s_workers"])
+        print(f"{r['rep']:>3} {r['workers']:>7} {each:>22} {r['tokens_per_s_total']:>12.1f} {r['peak_rss_mb_per_worker']:>13.0f} {r['wall_s']:>8.1f}")
+    ratios = [two["tokens_per_s_total"] / one["tokens_per_s_total"] for one, two in zip(rows[0::2], rows[1::2])]
+    print(f"2 vs 1 worker, total tokens/s (sum of each worker's own rate): median x{statistics.median(ratios):.2f} "
+          f"(min {min(ratios):.2f}, max {max(ratios):.2f}, per rep {', '.join(f'{r:.2f}' for r in ratios)})")
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "rows": rows, "ratios": ratios,
+                                         "load_before": load_before, "load_after": os.getloadavg()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -184,6 +184,18 @@ def _mean_across_ranks(value: float, device: Any) -> float:
     return float(t.item()) / dist.get_world_size()
 
 
+def _gather_across_ranks(value: float, device: Any) -> list[float]:
+    """Every rank's ``value``, in rank order (one all-gather; ``[value]`` outside torch.distributed)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    parts = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, torch.tensor([value], dtype=torch.float64, device=device))
+    return [float(p.item()) for p in parts]
+
+
 def _materialize(shard: Any) -> list[dict]:
     """All tokenized rows of the (unsplit) dataset, in the driver's order, read once per worker."""
     rows = []
@@ -326,12 +338,15 @@ def train_loop_per_worker(config: dict) -> None:
             state.update(step=step, epoch=epoch)
             state["loss_history"].append({"step": step, "epoch": epoch, "loss": step_loss, "lr": engine.lr()})
             elapsed = time.perf_counter() - started
+            rates = _gather_across_ranks(tokens_here / elapsed if elapsed > 0 else 0.0, engine.device)
             metrics = {
                 "step": step,
                 "epoch": epoch,
                 "loss": step_loss,
                 "lr": engine.lr(),
-                "tokens_per_s_per_worker": tokens_here / elapsed if elapsed > 0 else 0.0,
+                "tokens_per_s_per_worker": rates[rank],
+                "tokens_per_s_workers": rates,  # every worker's own rate; their sum is the run's throughput
+                "tokens_per_s_total": sum(rates),
                 "padding_fraction": 1.0 - tokens_here / padded_here if padded_here else 0.0,
                 "precision": precision,
                 "peak_rss_mb": _peak_rss_mb(),
