@@ -213,8 +213,25 @@ class GeneratorConfig(_WithDeployment):
         )
 
 
+class AuthConfig(_Strict):
+    """API keys checked in the ingress (serve/auth.py). Keys live in the replicas' environment, never in this file."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Require a key on every route but /healthz, /readyz, /docs, /openapi.json; /admin/* needs an admin key.",
+    )
+    keys_env: str = Field(default="RAY_ICMA_API_KEYS", description="Env var holding `name:key,name:key` (a Secret).")
+    admin_keys_env: str = Field(default="RAY_ICMA_ADMIN_KEYS", description="Env var holding the admin keys, same format.")
+    rate_per_s: float | None = Field(
+        default=20.0, gt=0, description="Per-key token-bucket rate per ingress replica (null: no limit); past it 429 + Retry-After."
+    )
+    burst: int = Field(default=40, ge=1, description="Per-key bucket size: requests a key may send at once.")
+
+
 class IngressConfig(_WithDeployment):
     """The FastAPI ingress: limits and timeouts at the edge."""
+
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys and per-key rate limits.")
 
     max_batch_items: int = Field(default=32, ge=1, le=1024, description="Largest accepted batch request.")
     request_timeout_s: float = Field(

@@ -37,6 +37,8 @@ from serve.api_models import (
     RetrieveResponse,
 )
 from serve.configs import ICMAServingArgs
+from serve import auth
+from serve.auth import KeyGuard
 from serve.errors import BadRequest, StageUnavailable
 
 __all__ = ["ICMAIngress", "app"]
@@ -56,6 +58,8 @@ app = FastAPI(
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The body could not be read (not UTF-8 / not JSON at all)."},
+    401: {"model": ErrorResponse, "description": "ingress.auth is enabled and no or an unknown API key was sent."},
+    429: {"model": ErrorResponse, "description": "This API key is over its rate limit; retry after Retry-After s."},
     501: {"model": ErrorResponse, "description": "This app was deployed without a generator."},
     503: {"model": ErrorResponse, "description": "A stage is down or over its queue limit; retry after Retry-After s."},
     504: {"model": ErrorResponse, "description": "A stage did not answer within the request timeout."},
@@ -108,6 +112,35 @@ def _serve_request_id() -> str | None:
         return None
 
 
+class _KeyCheck:
+    """Pure ASGI middleware (no BaseHTTPMiddleware: ~1 ms a request here): API key and per-key rate limit
+    before the body is read, so an unauthenticated caller never reaches validation or a stage."""
+
+    def __init__(self, asgi_app: Any):
+        self.app = asgi_app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        guard, metrics = auth.installed()  # set by ICMAIngress.__init__ (None: ingress.auth is off)
+        if guard is None or scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        path, root = scope.get("path", "/"), scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):] or "/"
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        verdict = guard.check(path, headers)
+        if verdict is None:
+            await self.app(scope, receive, send)
+            return
+        if metrics is not None:
+            metrics.refusal({401: "auth", 403: "auth", 429: "rate_limit"}.get(verdict.status, str(verdict.status)))
+        response = JSONResponse({"detail": verdict.detail}, status_code=verdict.status, headers=verdict.headers)
+        await response(scope, receive, send)
+
+
+app.add_middleware(_KeyCheck)
+
+
 def _validation_422(field: str, message: str) -> _HTTPFailure:
     """A 422 in FastAPI's own validation format, so every 422 of the API has one schema."""
     return _HTTPFailure(422, [{"loc": ["body", field], "msg": message, "type": "value_error"}])
@@ -151,6 +184,16 @@ def _example(task: str, cand: dict[str, Any], rank: int) -> Example:
     return Example(cid=str(cand["cid"]), input=inp, output=out, score=float(cand["score"]), rank=rank)
 
 
+def _redacted(value: Any) -> Any:
+    """The config as the admin sees it: environment values (keys, passwords) replaced."""
+    if isinstance(value, dict):
+        return {k: ({n: "<redacted>" for n in v} if k == "env_vars" and isinstance(v, dict) else _redacted(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def _canonical(smiles: str) -> str | None:
     from rdkit import Chem, RDLogger
 
@@ -162,33 +205,54 @@ def _canonical(smiles: str) -> str | None:
 
 
 class _Metrics:
-    """Ray Serve custom metrics (exported with Serve's own on the metrics port)."""
+    """The app's own series (Ray Serve custom metrics, exported with Serve's on each node's metrics port).
+    Requests by route/status and end-to-end latency are Serve's own (ray_serve_num_http_requests,
+    ray_serve_http_request_latency_ms): not repeated here."""
 
     def __init__(self):
         from ray.serve import metrics
 
         self._latency = metrics.Histogram(
             "icma_stage_latency_ms",
-            description="Latency of each ICMA stage seen from the ingress.",
-            boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000],
+            description="Latency of each ICMA stage (retrieve, rerank, generate) seen from the ingress.",
+            boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000],
             tag_keys=("stage",),
         )
-        self._requests = metrics.Counter(
-            "icma_requests", description="ICMA API requests by route and outcome.", tag_keys=("route", "status")
+        self._refusals = metrics.Counter(
+            "icma_refusals",
+            description="Requests refused on purpose: auth, rate_limit, queue_full (a stage past its queue limit), "
+            "unavailable (a stage down), timeout.",
+            tag_keys=("reason",),
         )
-        self._route_latency = metrics.Histogram(
-            "icma_route_latency_ms",
-            description="End-to-end latency per route.",
-            boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000],
-            tag_keys=("route",),
+        self._adapter = metrics.Counter(
+            "icma_adapter_requests", description="Generations per LoRA adapter (base = none) and task.",
+            tag_keys=("adapter", "task"),
         )
+
+        from ray.util.metrics import Gauge  # not serve.metrics: its `deployment`/`application` tags are reserved
+
+        self._max_replicas = Gauge(
+            "icma_deployment_max_replicas",
+            description="max_replicas of each deployment of the app (the ICMAReplicasAtMax alert compares "
+            "ray_serve_deployment_replica_healthy with it).",
+            tag_keys=("application", "deployment"),
+        )
+
+    def max_replicas(self, application: str, plan: dict[str, dict[str, Any]]) -> None:
+        for name, opts in plan.items():
+            auto = opts.get("autoscaling_config") or {}
+            most = auto.get("max_replicas") if auto else opts.get("num_replicas", 1)
+            if isinstance(most, int):
+                self._max_replicas.set(most, tags={"application": application, "deployment": opts.get("name", name)})
 
     def stage(self, stage: str, seconds: float) -> None:
         self._latency.observe(1e3 * seconds, tags={"stage": stage})
 
-    def request(self, route: str, status: str, seconds: float) -> None:
-        self._requests.inc(tags={"route": route, "status": status})
-        self._route_latency.observe(1e3 * seconds, tags={"route": route})
+    def refusal(self, reason: str) -> None:
+        self._refusals.inc(tags={"reason": reason})
+
+    def adapter(self, adapter: str | None, task: str) -> None:
+        self._adapter.inc(tags={"adapter": adapter or "base", "task": task})
 
 
 # Defined last on purpose: @serve.ingress copies the class when it is decorated, so every
@@ -217,12 +281,28 @@ class ICMAIngress:
         self._inline = rcfg.text.backend == "bm25s" and rcfg.molecule.kind != "gnn"
         self._defaults = self._cfg.reranker
         self._metrics = _Metrics()
+        keys = ing.auth
+        guard = KeyGuard.from_env(keys.keys_env, keys.admin_keys_env, keys.rate_per_s, keys.burst) if keys.enabled else None
+        auth.install(guard, self._metrics)
+        self._plan: tuple[str, dict] | None = None
+        try:
+            from serve.builder import plan_deployments
+
+            self._plan = (serve.get_replica_context().app_name, plan_deployments(config))
+            self._metrics.max_replicas(*self._plan)
+        except Exception as exc:  # noqa: BLE001 - outside a Serve replica (unit use): no gauge
+            log.debug("no max_replicas gauge: %s", exc)
 
     @classmethod
     def get_deployment_options(cls, cfg: ICMAServingArgs) -> dict[str, Any]:
         """In-process stages run on the ingress's CPU, so it then asks for a whole core."""
         in_process = cfg.retriever.placement == "ingress"
-        return {"ray_actor_options": {"num_cpus": 1 if in_process else 0.5}}
+        return {
+            "ray_actor_options": {"num_cpus": 1 if in_process else 0.5},
+            # A rolling update (new config) drains a replica: give its in-flight requests the longest they may
+            # take (three stages, each up to request_timeout_s), else they are cut with a 500.
+            "graceful_shutdown_timeout_s": 3 * cfg.ingress.request_timeout_s,
+        }
 
     def reconfigure(self, user_config: dict) -> None:
         """Builds / hot-swaps an in-process retriever: the new index is built beside the old one."""
@@ -243,13 +323,17 @@ class ICMAIngress:
         except BadRequest as exc:
             raise _validation_422(_field_of(exc), _message(exc)) from None
         except StageUnavailable as exc:
+            self._metrics.refusal("unavailable")
             raise _HTTPFailure(503, f"{stage}: {_message(exc)}", self._retry_after) from None
         except BackPressureError as exc:
+            self._metrics.refusal("queue_full")
             retry = exc.retry_after_s if exc.retry_after_s is not None else self._retry_after
             raise _HTTPFailure(503, f"{stage} is over its queue limit ({exc.message}); retry later", int(max(1, retry))) from None
         except (asyncio.TimeoutError, TimeoutError):
+            self._metrics.refusal("timeout")
             raise _HTTPFailure(504, f"{stage} did not answer within {self._timeout:.0f} s") from None
         except Exception as exc:  # noqa: BLE001 - a crashed / unavailable replica
+            self._metrics.refusal("unavailable")
             log.warning("stage %s failed: %s: %s", stage, type(exc).__name__, str(exc)[:500])
             raise _HTTPFailure(
                 503, f"{stage} failed ({type(exc).__name__}); a replica may be restarting, retry later", self._retry_after
@@ -294,6 +378,7 @@ class ICMAIngress:
         timings["generate"] = 1e3 * (time.perf_counter() - t0)
         timings["total"] = 1e3 * (time.perf_counter() - started)
         self._metrics.stage("generate", timings["generate"] / 1e3)
+        self._metrics.adapter(out["adapter"], task)
         ctx.pop("candidates")
         return {
             **ctx,
@@ -334,6 +419,8 @@ class ICMAIngress:
         summary="Indexes and model loaded, Elasticsearch reachable when configured",
     )
     async def readyz(self) -> JSONResponse:
+        if self._plan is not None:  # re-export the gauge on every probe, so a late scrape still sees it
+            self._metrics.max_replicas(*self._plan)
         try:
             retriever = await self._call("retriever", self._retriever, "status")
         except _HTTPFailure as exc:
@@ -352,46 +439,46 @@ class ICMAIngress:
     @app.post("/v1/mol2cap", response_model=Mol2CapResponse, responses=_ERRORS, summary="Caption a molecule")
     async def mol2cap(self, body: Mol2CapRequest, request: Request,
                       debug: bool = Query(False, description="Add per-stage timings_ms.")) -> Mol2CapResponse:
-        return await self._timed("mol2cap", self._mol2cap(body, _request_id(request), debug))
+        return await self._mol2cap(body, _request_id(request), debug)
 
     @app.post("/v1/cap2mol", response_model=Cap2MolResponse, responses=_ERRORS, summary="Design a molecule from a caption")
     async def cap2mol(self, body: Cap2MolRequest, request: Request,
                       debug: bool = Query(False, description="Add per-stage timings_ms.")) -> Cap2MolResponse:
-        return await self._timed("cap2mol", self._cap2mol(body, _request_id(request), debug))
+        return await self._cap2mol(body, _request_id(request), debug)
 
     @app.post("/v1/retrieve", response_model=RetrieveResponse, responses=_ERRORS, summary="In-context examples only")
     async def retrieve(self, body: RetrieveRequest, request: Request,
                        debug: bool = Query(False, description="Add per-stage timings_ms.")) -> RetrieveResponse:
-        return await self._timed("retrieve", self._retrieve(body, _request_id(request), debug))
+        return await self._retrieve(body, _request_id(request), debug)
+
+    # One batch path for the three routes: each item runs as its single route with id `<request id>-<i>`,
+    # concurrently; the first failure fails the batch (the others are cancelled).
+    async def _batch(self, one: Any, body: Any, request: Request, debug: bool) -> dict[str, list]:
+        rid = _request_id(request)
+        return {"items": await _gather([one(b, f"{rid}-{i}", debug) for i, b in enumerate(body.items)])}
 
     @app.post("/v1/mol2cap/batch", response_model=Mol2CapBatchResponse, responses=_ERRORS, summary="Caption molecules")
     async def mol2cap_batch(self, body: Mol2CapBatchRequest, request: Request,
-                            debug: bool = Query(False, description="Add per-stage timings_ms.")) -> Mol2CapBatchResponse:
-        rid = _request_id(request)
-        items = [self._mol2cap(b, f"{rid}-{i}", debug) for i, b in enumerate(body.items)]
-        return Mol2CapBatchResponse(items=await self._timed("mol2cap_batch", _gather(items)))
+                            debug: bool = Query(False, description="Add per-stage timings_ms.")) -> dict[str, list]:
+        return await self._batch(self._mol2cap, body, request, debug)
 
     @app.post("/v1/cap2mol/batch", response_model=Cap2MolBatchResponse, responses=_ERRORS, summary="Design molecules")
     async def cap2mol_batch(self, body: Cap2MolBatchRequest, request: Request,
-                            debug: bool = Query(False, description="Add per-stage timings_ms.")) -> Cap2MolBatchResponse:
-        rid = _request_id(request)
-        items = [self._cap2mol(b, f"{rid}-{i}", debug) for i, b in enumerate(body.items)]
-        return Cap2MolBatchResponse(items=await self._timed("cap2mol_batch", _gather(items)))
+                            debug: bool = Query(False, description="Add per-stage timings_ms.")) -> dict[str, list]:
+        return await self._batch(self._cap2mol, body, request, debug)
 
     @app.post("/v1/retrieve/batch", response_model=RetrieveBatchResponse, responses=_ERRORS, summary="Examples, batched")
     async def retrieve_batch(self, body: RetrieveBatchRequest, request: Request,
-                             debug: bool = Query(False, description="Add per-stage timings_ms.")) -> RetrieveBatchResponse:
-        rid = _request_id(request)
-        items = [self._retrieve(b, f"{rid}-{i}", debug) for i, b in enumerate(body.items)]
-        return RetrieveBatchResponse(items=await self._timed("retrieve_batch", _gather(items)))
+                             debug: bool = Query(False, description="Add per-stage timings_ms.")) -> dict[str, list]:
+        return await self._batch(self._retrieve, body, request, debug)
 
-    async def _timed(self, route: str, work) -> Any:
-        started = time.perf_counter()
-        status = "ok"
-        try:
-            return await work
-        except _HTTPFailure as exc:
-            status = str(exc.status)
-            raise
-        finally:
-            self._metrics.request(route, status, time.perf_counter() - started)
+    # -- admin (an admin key when ingress.auth is enabled; otherwise 403) --------------------------
+    @app.get("/admin/info", summary="Effective config and stage versions (admin key)", responses={
+        401: _ERRORS[401], 403: {"model": ErrorResponse, "description": "Not an admin key, or auth is off."}})
+    async def admin_info(self) -> JSONResponse:
+        if auth.installed()[0] is None:
+            raise _HTTPFailure(403, "admin routes need ingress.auth.enabled and an admin key (RAY_ICMA_ADMIN_KEYS)")
+        generator = await self._call("generator", self._generator, "info") if self._generator is not None else None
+        retriever = await self._call("retriever", self._retriever, "status")
+        return JSONResponse({"config": _redacted(self._cfg.model_dump(mode="json")), "retriever": retriever,
+                             "generator": generator})

@@ -14,6 +14,8 @@ import pytest
 import requests
 
 SERVE_PORT = int(os.environ.get("RAY_ICMA_SERVE_TEST_PORT", "8123"))
+# API keys of the `auth_app` (set in its ingress replica's environment, as a Kubernetes Secret would)
+ALICE, BOB, OPS = "alice-key-0001", "bob-key-0002", "ops-admin-0003"
 DEPLOY_TIMEOUT_S = 240
 
 
@@ -231,3 +233,35 @@ def pool_records(chebi20_pool_file):
     from ray_icma.data import load_records
 
     return load_records(chebi20_pool_file).records
+
+
+@pytest.fixture(scope="session")
+def auth_app(serve_instance, chebi20_pool_file) -> str:
+    """A retrieval-only app with API keys on (rate 0.5/s, burst 3 per key), one ingress replica. Its base URL."""
+    env = {"RAY_ICMA_API_KEYS": f"alice:{ALICE},bob:{BOB}", "RAY_ICMA_ADMIN_KEYS": f"ops:{OPS}"}
+    args = app_args(
+        chebi20_pool_file, None,
+        retriever={"pool": {"path": str(chebi20_pool_file)}, "text": {"backend": "bm25s"}, "molecule": {"kind": "morgan"},
+                   "placement": "ingress"},
+        reranker={"placement": "ingress"},
+        generator=None,
+        ingress={"auth": {"enabled": True, "rate_per_s": 0.5, "burst": 3},
+                 "deployment_options": {"num_replicas": 1,
+                                        "ray_actor_options": {"num_cpus": 0.1, "runtime_env": {"env_vars": env}}}},
+    )
+    url = deploy(serve_instance, args, "icma-auth", "/auth")
+    yield url
+    serve_instance.delete("icma-auth")
+
+
+@pytest.fixture(scope="session")
+def prometheus_url() -> str:
+    """The Prometheus of scripts/start_prometheus.sh (scrapes the test Ray cluster, loads cluster/monitoring/rules.yml)."""
+    from tests.conftest import _missing_service
+
+    url = os.environ.get("RAY_ICMA_PROMETHEUS_URL", "http://127.0.0.1:9091")
+    try:
+        requests.get(f"{url}/-/ready", timeout=5).raise_for_status()
+    except requests.RequestException as exc:
+        _missing_service(f"Prometheus at {url} is not reachable ({exc}); start it with scripts/start_prometheus.sh")
+    return url

@@ -18,7 +18,7 @@ def test_api_conforms_to_its_schema(icma_app):
 
     schema = schemathesis.openapi.from_url(f"{icma_app}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 8, [op.label for op in operations]
+    assert len(operations) == 9, [op.label for op in operations]
     for op in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
