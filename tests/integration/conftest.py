@@ -39,6 +39,10 @@ DASHBOARD = f"http://{HEAD_IP}:{DASHBOARD_PORT}"
 N_NODES = 2  # worker nodes; the head has no CPUs, so all work lands on them
 NODE_CPUS = 2
 ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")
+# Ray token auth is on, as in the manifests (RAY_AUTH_MODE=token, token from a Secret): every node gets
+# the token in its env and the tests send it as a bearer header. RAY_ICMA_NETNS_AUTH=disabled turns it off.
+AUTH = os.environ.get("RAY_ICMA_NETNS_AUTH", "token")
+TOKEN_FILE = Path(os.environ.get("RAY_ICMA_NETNS_TMP", "/tmp/ray-icma-netns")).with_name("ray-icma-netns-auth-token")
 UP_TIMEOUT_S = 420  # `up` on a loaded 2-core box took 1-2 min
 
 
@@ -68,9 +72,31 @@ def without_ray_address():
             os.environ["RAY_ADDRESS"] = saved
 
 
+def _auth_token() -> str | None:
+    """This cluster's Ray auth token (kept in a file so RAY_ICMA_NETNS_REUSE runs find it), or None."""
+    if AUTH != "token":
+        return None
+    if not TOKEN_FILE.is_file():
+        import secrets
+
+        TOKEN_FILE.write_text(secrets.token_hex(32))
+        TOKEN_FILE.chmod(0o600)
+    return TOKEN_FILE.read_text().strip()
+
+
+def dashboard_headers() -> dict[str, str]:
+    """Headers every request to the netns cluster's dashboard needs (the bearer token when auth is on)."""
+    token = _auth_token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _cluster_env() -> dict[str, str]:
-    """Environment of the cluster's processes: this venv first, no pointer to another cluster."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",)}
+    """Environment of the cluster's processes: this venv first, no pointer to another cluster, the
+    auth mode and token every node must share."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
+    env["RAY_AUTH_MODE"] = "token" if _auth_token() else "disabled"
+    if _auth_token():
+        env["RAY_AUTH_TOKEN"] = _auth_token()
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     env["RAY_BIN"] = str(VENV_BIN / "ray")
     env["RAY_NODE_CPUS"] = str(NODE_CPUS)
@@ -123,11 +149,30 @@ class NetnsCluster:
         self.events.append((now, f"start-node {i}"))
         return now
 
-    def alive_nodes(self) -> list:
-        from ray.util.state import list_nodes
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers for the dashboard (Jobs, Serve and State APIs): the bearer token when auth is on."""
+        return dashboard_headers()
+
+    def state(self):
+        """Ray's State API client for this cluster (with the token)."""
+        from ray.util.state import StateApiClient
 
         with without_ray_address():
-            return [n for n in list_nodes(address=self.dashboard, detail=True) if n.state == "ALIVE"]
+            return StateApiClient(address=self.dashboard, headers=self.headers)
+
+    def _list(self, resource: str, limit: int = 1000) -> list:
+        from ray.util.state.common import ListApiOptions, StateResource
+
+        with without_ray_address():
+            return self.state().list(StateResource(resource), options=ListApiOptions(detail=True, limit=limit),
+                                     raise_on_missing_output=False)
+
+    def list_actors(self) -> list:
+        return self._list("actors")
+
+    def alive_nodes(self) -> list:
+        return [n for n in self._list("nodes") if n.state == "ALIVE"]
 
     def wait_nodes(self, count: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -141,7 +186,7 @@ class NetnsCluster:
         from ray.job_submission import JobSubmissionClient
 
         with without_ray_address():
-            return JobSubmissionClient(self.dashboard)
+            return JobSubmissionClient(self.dashboard, headers=self.headers)
 
     def submit(self, args: list[str], *, submission_id: str | None = None) -> str:
         """Submit ``args`` (a command line) as a Ray job, like a RayJob's entrypoint."""

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.integration.conftest import without_ray_address
 
 pytestmark = [pytest.mark.ray_cluster, pytest.mark.slow]
 
@@ -27,8 +26,6 @@ def gnn_checkpoint(tmp_path_factory):
 
 
 def test_index_build_job_on_netns_nodes(netns_cluster, ray_icma_bin, gnn_checkpoint, chebi20_pool_file, tmp_path):
-    from ray.util.state import list_actors
-
     from ray_icma.jobs.embed import read_embeddings, read_manifest
     from retrieval.encoders import GNNEncoder
     from retrieval.indexes import FaissIndex
@@ -64,8 +61,7 @@ def test_index_build_job_on_netns_nodes(netns_cluster, ray_icma_bin, gnn_checkpo
 
     # The encoder actors ran on the netns worker nodes (the head has no CPUs).
     nodes = {n.node_id: n.node_ip for n in netns_cluster.alive_nodes()}
-    with without_ray_address():
-        listed = list_actors(address=netns_cluster.dashboard, detail=True, limit=1000)
+    listed = netns_cluster.list_actors()
     actors = [a for a in listed if "EmbedBatches" in (a.class_name or "") and a.node_id]  # placed ones (a pool may leave one pending)
     assert actors, "no encoder actors recorded by the state API"
     actor_ips = {nodes.get(a.node_id) for a in actors}

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.integration.conftest import dashboard_headers
+
 pytestmark = [pytest.mark.ray_cluster, pytest.mark.slow]
 
 HTTP_PORT = 8277
@@ -71,7 +73,7 @@ def _serve_config(pool_file, adapters: dict[str, str]) -> dict:
 
 
 def _app_details(dashboard: str) -> dict:
-    r = requests.get(f"{dashboard}/api/serve/applications/", timeout=30)
+    r = requests.get(f"{dashboard}/api/serve/applications/", headers=dashboard_headers(), timeout=30)
     r.raise_for_status()
     return r.json().get("applications", {}).get(APP, {})
 
@@ -84,7 +86,8 @@ def _replicas(dashboard: str, deployment: str) -> list[dict]:
 def icma_http(netns_cluster, chebi20_pool_file, adapters):
     """Deploy through the dashboard's Serve REST API; base URL of the head's proxy."""
     dashboard = netns_cluster.dashboard
-    r = requests.put(f"{dashboard}/api/serve/applications/", json=_serve_config(chebi20_pool_file, adapters), timeout=60)
+    r = requests.put(f"{dashboard}/api/serve/applications/", json=_serve_config(chebi20_pool_file, adapters),
+                     headers=dashboard_headers(), timeout=60)
     assert r.status_code == 200, r.text
     url = f"http://{netns_cluster.head_ip}:{HTTP_PORT}"
     deadline, last = time.monotonic() + DEPLOY_TIMEOUT_S, None
@@ -102,7 +105,7 @@ def icma_http(netns_cluster, chebi20_pool_file, adapters):
     else:
         raise TimeoutError(f"{APP} not ready after {DEPLOY_TIMEOUT_S} s (status {status}, last /readyz: {last})")
     yield url
-    requests.delete(f"{dashboard}/api/serve/applications/", timeout=60)
+    requests.delete(f"{dashboard}/api/serve/applications/", headers=dashboard_headers(), timeout=60)
 
 
 def test_app_answers_on_head_and_worker_node_proxies(netns_cluster, icma_http, chebi20_pool_file):

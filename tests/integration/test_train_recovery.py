@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integration.conftest import without_ray_address
+from tests.integration.conftest import dashboard_headers, without_ray_address
 
 pytestmark = [pytest.mark.ray_cluster, pytest.mark.slow]
 
@@ -85,10 +85,13 @@ def _job_args(python: Path, tmp: Path, name: str, node_cpus: int) -> list:
 
 
 def _train_workers(dashboard: str) -> set[str]:
-    from ray.util.state import list_actors
+    from ray.util.state import StateApiClient
+    from ray.util.state.common import ListApiOptions, StateResource
 
     with without_ray_address():
-        listed = list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
+        listed = StateApiClient(address=dashboard, headers=dashboard_headers()).list(
+            StateResource.ACTORS, options=ListApiOptions(filters=[("state", "=", "ALIVE")], limit=1000, detail=True),
+            raise_on_missing_output=False)
     return {a.actor_id for a in listed if a.class_name == "RayTrainWorker"}
 
 
