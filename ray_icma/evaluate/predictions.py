@@ -112,7 +112,10 @@ def _read_tsv(path: Path, task: str | None) -> Predictions:
 
 
 def _read_jsonl(path: Path, task: str | None) -> Predictions:
-    ids, inputs, refs, preds = [], [], [], []
+    ids: list[str] = []
+    inputs: list[str] = []
+    refs: list[str] = []
+    preds: list[str] = []
     file_task, task_line = None, 0
     with open(path, encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, start=1):

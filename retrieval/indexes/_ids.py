@@ -23,8 +23,12 @@ class IdTable:
         new = [str(i) for i in ids] if ids is not None else [str(len(self.ids) + i) for i in range(n)]
         if len(new) != n:
             raise ValueError(f"got {len(new)} ids for {n} items; pass one id per item")
-        seen = set()
-        clashes = [i for i in new if i in self._position or (i in seen or seen.add(i))]
+        seen: set[str] = set()
+        clashes = []
+        for i in new:
+            if i in self._position or i in seen:
+                clashes.append(i)
+            seen.add(i)
         if clashes:
             raise ValueError(
                 f"{len(clashes)} duplicate id(s), e.g. {clashes[:5]}; ids must be unique within an index "
@@ -55,7 +59,8 @@ def drop_excluded(
     """Keep the best ``k`` hits per row after removing each query's excluded id and -1 pads."""
     out = Hits.empty(indices.shape[0], k)
     for row in range(indices.shape[0]):
-        banned = table.position(exclude[row]) if exclude is not None and exclude[row] is not None else None
+        excluded = exclude[row] if exclude is not None else None
+        banned = table.position(excluded) if excluded is not None else None
         kept = [(j, s) for j, s in zip(indices[row], scores[row]) if j >= 0 and j != banned][:k]
         if kept:
             out.indices[row, : len(kept)] = [j for j, _ in kept]
