@@ -60,7 +60,7 @@ def main() -> int:
     import statistics
 
     reps = []
-    for rep in range(args.reps):
+    for _rep in range(args.reps):
         row = {}
         for label, batch in (("batch 1", 1), (f"batch {args.batch}", args.batch)):
             with Timer() as t:
