@@ -461,7 +461,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
                   train_rows=len(train_rows), val_rows=len(val_rows), mean_row_tokens=round(mean_len, 1),
                   mean_examples_in_train_rows=float(np.mean(n_examples)) if n_examples else 0.0,
                   seconds=round(time.perf_counter() - started, 1))
-    del model
+    model = None  # drop the weights (not `del`: val_loss() closes over `model`, and pyflakes flags a deleted cell)
     return result
 
 
