@@ -88,10 +88,10 @@ def reranker_options(cfg: RerankerConfig) -> dict[str, Any]:
 
 
 def generator_options(cfg: GeneratorConfig) -> dict[str, Any]:
-    from serve.generator_deployment import Generator
+    from serve.generator_deployment import GeneratorDeployment
 
     opts = merge_deployment_options(
-        DEFAULT_GENERATOR_OPTIONS, Generator.get_deployment_options(cfg, _cluster_gpus()), cfg.deployment_options
+        DEFAULT_GENERATOR_OPTIONS, GeneratorDeployment.get_deployment_options(cfg, _cluster_gpus()), cfg.deployment_options
     )
     opts["user_config"] = cfg.user_config()  # adapters + batch knobs hot-swap through reconfigure
     return _finish("Generator", opts)
@@ -136,9 +136,9 @@ def build_reranker_deployment(cfg: RerankerConfig) -> Application:
 
 def build_generator_deployment(cfg: GeneratorConfig) -> Application:
     """The Generator on a GPU when the cluster has one (and device allows), else on CPU."""
-    from serve.generator_deployment import Generator
+    from serve.generator_deployment import GeneratorDeployment
 
-    return serve.deployment(Generator, **generator_options(cfg)).bind(cfg.model_dump(mode="json"))
+    return serve.deployment(GeneratorDeployment, **generator_options(cfg)).bind(cfg.model_dump(mode="json"))
 
 
 def build_icma_app(args: dict) -> Application:

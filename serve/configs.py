@@ -186,6 +186,11 @@ class GeneratorConfig(_WithDeployment):
         default_factory=dict, description="Adapter used per task when a request names none (None: base model)."
     )
     device: str = Field(default="auto", description="`auto` (GPU when present), `cpu` or `cuda`.")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto",
+        description="ray_icma.precision: `auto` = bf16 where the hardware computes it natively (CUDA, AMX/AVX512-BF16 "
+        "CPUs), else fp32.",
+    )
     max_batch_size: int = Field(
         default=8, ge=1, le=256, description="@serve.batch: most prompts per forward pass (1 turns batching off)."
     )

@@ -1,7 +1,8 @@
 """The Generator deployment: one base model with several LoRA adapters, @serve.batch dynamic batching.
 
 Prompt building, fitting and output parsing come from `ray_icma.prompts`; generation from
-`ray_icma.generate.Generator`. This class adds only the Serve parts: batching, adapter choice per
+`ray_icma.generate.Generator` (the model wrapper); `GeneratorDeployment` (the Serve deployment named
+"Generator") adds only the Serve parts: batching, adapter choice per
 request, hot adapter swap through user_config, sizing.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ray import serve
 from serve.configs import GeneratorConfig
 from serve.errors import BadRequest, StageUnavailable, UnknownAdapter
 
-__all__ = ["Generator"]
+__all__ = ["GeneratorDeployment"]
 
 log = logging.getLogger("ray.serve")
 
@@ -26,18 +27,19 @@ class _Loaded:
     """One adapter set on one base model; replaced as a whole on reconfigure."""
 
     def __init__(self, cfg: GeneratorConfig, adapters: dict[str, str], version: str):
-        from ray_icma.generate import Generator as LMGenerator
+        from ray_icma.generate import Generator
 
         started = time.perf_counter()
-        self.lm = LMGenerator(cfg.model, adapters=adapters or None, gguf_file=cfg.gguf_file, device=cfg.device)
+        self.lm = Generator(cfg.model, adapters=adapters or None, gguf_file=cfg.gguf_file, device=cfg.device,
+                            precision=cfg.precision)
         self.tokenizer = self.lm.tokenizer
         self.adapters = dict(adapters)
         self.version = version
         log.info("generator %s loaded with adapters %s in %.1fs", cfg.model, sorted(adapters), time.perf_counter() - started)
 
 
-class Generator:
-    """Turns (task, query, examples) into text. Requests that arrive together are generated as one
+class GeneratorDeployment:
+    """The Serve deployment "Generator": turns (task, query, examples) into text. Requests that arrive together are generated as one
     batch per (adapter, max_new_tokens) group."""
 
     def __init__(self, config: dict):
