@@ -82,12 +82,22 @@ def train_adapter(split: str, args) -> dict:
     done = out / "train_result.json"
     if done.is_file():
         return json.loads(done.read_text())
-    say(f"{split}: building the training mixture")
-    rows = mixture_rows(split, args)
+    cached = out / "mixture_rows.json"
+    if cached.is_file():
+        rows = json.loads(cached.read_text())
+    else:
+        say(f"{split}: building the training mixture")
+        rows = mixture_rows(split, args)
+        out.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(rows))
+    if args.max_train_rows is not None:
+        rows = rows[: args.max_train_rows]  # the mixture is already shuffled (seeded)
     cfg = property_train_config(
         model=args.model, run_name=f"moleculenet-{split}", storage_path=str((Path(args.runs_dir) / "ray_runs").resolve()),
         output_dir=str(out), epochs=1, max_steps=None, lr=args.lr, micro_batch_size=args.micro_batch, num_workers=1,
         cpus_per_worker=args.num_cpus, cutoff_len=args.cutoff_len, strategy="ddp", seed=args.seed, precision=args.train_precision,
+        # the box is shared and short of memory: Ray's memory monitor has killed the worker; resume from a checkpoint
+        overrides={"run.max_failures": 5, "run.checkpoint_every": 2},
     )
     say(f"{split}: training ICMT on {len(rows)} rows, micro-batch {args.micro_batch} ({uptime()})")
     info = train_property_adapter(rows, cfg)
@@ -217,6 +227,7 @@ def main() -> None:
     parser.add_argument("--n-shot", type=int, default=2)
     parser.add_argument("--k", type=int, default=12)
     parser.add_argument("--train-rows-per-set", type=int, default=8)
+    parser.add_argument("--max-train-rows", type=int, default=None, help="train on the first N rows of the (shuffled) mixture")
     parser.add_argument("--micro-batch", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--test-rows", type=int, default=40)
@@ -245,6 +256,8 @@ def main() -> None:
         ray.init(address=args.ray_address, log_to_driver=False)
     else:
         os.environ.pop("RAY_ADDRESS", None)
+        # the box is shared: Ray's default (kill at 95 % node memory) killed the training worker of a first run
+        os.environ.setdefault("RAY_memory_usage_threshold", "0.98")
         ray.init(address="local", num_cpus=int(max(args.num_cpus * 2, 2)), include_dashboard=False, log_to_driver=False)
     import logging
 
