@@ -1,31 +1,36 @@
-"""Load benchmark of the ICMA Serve app, against a no-op Serve ingress measured in the same run.
+"""Load benchmark of the ICMA Serve app (/v1/retrieve, cap2mol, bm25s over the 300-row pool) against a
+no-op ingress measured in the same run, with a compiled load generator (`oha`, crates.io; its own CPU use
+is reported) so the client is not the bottleneck.
 
-Bounded: fixed request counts, 127.0.0.1 only, deletes its apps at the end. aiohttp client.
+    cargo install oha --locked      # once (else Debian `hey` is used: apt-get install hey)
+    .venv/bin/python benchmarks/bench_serve_load.py             # private local Ray (4 logical CPUs), ~10 min
+    .venv/bin/python benchmarks/bench_serve_load.py --reps 1 --duration 5   # quicker, one repetition
 
-    .venv/bin/python benchmarks/bench_serve_load.py                    # private local Ray; ~4 min on 2 idle cores
-    RAY_ADDRESS=127.0.0.1:6380 .venv/bin/python benchmarks/bench_serve_load.py   # on a running cluster
-    .venv/bin/python benchmarks/bench_serve_load.py --smollm2                             # + SmolLM2-135M generation
-    .venv/bin/python benchmarks/bench_serve_load.py --quick                               # fewer requests
+Like for like: the no-op ingress is deployed with exactly the app ingress's options (replicas/autoscaling,
+max_ongoing_requests, max_queued_requests, back-pressure, CPUs), taken from `serve.builder.ingress_options`.
 
-What it measures (closed loop unless said otherwise, POST bodies from the bundled ChEBI-20 rows):
-1. ceiling: a no-op FastAPI Serve ingress (max_ongoing_requests=64), 1 and 20 clients;
-2. /v1/retrieve (cap2mol, bm25s) with the stages as separate deployments ("composed") and with
-   retrieval in the ingress process ("in-ingress"), 1 and 20 clients, as a fraction of (1);
-3. open loop at half the best variant's saturation throughput: p95;
-4. open loop at twice that saturation rate: how many 200 / 503 (with Retry-After) / other, and
-   that every request got an answer;
-5. /v1/mol2cap with the tiny random Llama, 8 clients, @serve.batch on (max_batch_size=8) vs off (1),
-   switched in place through user_config; optionally SmolLM2-135M (--smollm2).
-Results go to benchmarks/results/serve_load.md (and stdout).
+1. saturation, closed loop (`oha -c CLIENTS`): no-op ceiling, retrieval in the ingress (the production
+   default), composed (ingress -> Retriever -> Reranker handles); req/s of 200s, median and spread of REPS runs;
+2. open loop (`oha -q RATE --latency-correction`, enough connections that arrivals never wait for answers)
+   on the production default at half its saturation rate: p95 of the 200s;
+3. open loop at twice the saturation rate: 200s per second (goal >= 80% of saturation), 503s with
+   Retry-After and the p99 of those refusals (goal < 50 ms), p95 of the 200s (goal < 4x the half-rate p95).
+Per-request status and latency come from oha's sqlite output (--db-url). Raw oha summaries go to
+benchmarks/results/serve_load_raw/, the report to benchmarks/results/serve_load.md.
 """
 # No `from __future__ import annotations`: the no-op ingress below needs real annotations for FastAPI.
 import argparse
-import asyncio
 import datetime as dt
+import json
 import os
 import platform
-import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,121 +38,84 @@ ROOT = Path(__file__).resolve().parents[1]
 POOL = ROOT / "tests" / "assets" / "chebi20_validation_300.txt"
 QUERIES = ROOT / "tests" / "assets" / "chebi20_test_200.txt"
 RESULTS = ROOT / "benchmarks" / "results" / "serve_load.md"
+RAW = ROOT / "benchmarks" / "results" / "serve_load_raw"
 
 
-# -- load generation ---------------------------------------------------------------------------
-def _pct(values: list[float], q: float) -> float:
+def _pct(values: list, q: float) -> float:
     if not values:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
 
-class Run:
-    def __init__(self, name: str):
-        self.name = name
-        self.lat_ms: list[float] = []
-        self.status: dict[int | str, int] = {}
-        self.retry_after_missing = 0
-        self.sent = 0
-        self.wall_s = 0.0
-
-    def record(self, status: int | str, ms: float, retry_after: str | None) -> None:
-        self.status[status] = self.status.get(status, 0) + 1
-        if status == 200:
-            self.lat_ms.append(ms)
-        if status == 503 and not retry_after:
-            self.retry_after_missing += 1
-
-    @property
-    def ok(self) -> int:
-        return self.status.get(200, 0)
-
-    @property
-    def answered(self) -> int:
-        return sum(v for k, v in self.status.items() if isinstance(k, int))
-
-    @property
-    def rps(self) -> float:
-        return self.ok / self.wall_s if self.wall_s else 0.0
-
-    def row(self) -> dict:
-        return {
-            "name": self.name,
-            "sent": self.sent,
-            "ok": self.ok,
-            "rps": self.rps,
-            "p50": _pct(self.lat_ms, 50),
-            "p95": _pct(self.lat_ms, 95),
-            "p99": _pct(self.lat_ms, 99),
-            "status": dict(sorted(self.status.items(), key=lambda kv: str(kv[0]))),
-        }
+def _find_tool(given: str | None) -> tuple[str, str]:
+    """(kind, path): `oha` (crates.io) when built, else `hey` (Debian's package of rakyll/hey, Go)."""
+    for cand in (given, shutil.which("oha"), str(Path.home() / ".cargo" / "bin" / "oha"), shutil.which("hey")):
+        if cand and Path(cand).is_file():
+            return ("hey" if Path(cand).name == "hey" else "oha"), cand
+    sys.exit("no load generator: `cargo install oha --locked` (crates.io) or `apt-get install hey`, or pass --tool PATH")
 
 
-async def _one(session, url: str, body: dict, run: Run, timeout_s: float) -> None:
-    import aiohttp
-
-    run.sent += 1
-    t0 = time.perf_counter()
-    try:
-        async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
-            await resp.read()
-            run.record(resp.status, 1e3 * (time.perf_counter() - t0), resp.headers.get("Retry-After"))
-    except asyncio.TimeoutError:
-        run.record("timeout", 0.0, None)
-    except aiohttp.ClientError as exc:
-        run.record(type(exc).__name__, 0.0, None)
+def _load_cmd(kind: str, tool: str, url: str, body: dict, duration_s: float, conns: int, rate: float | None,
+              db: Path) -> list[str]:
+    if kind == "oha":
+        cmd = [tool, "-z", f"{duration_s}s", "-c", str(conns), "-m", "POST", "-T", "application/json",
+               "-d", json.dumps(body), "--no-tui", "--output-format", "json", "--db-url", f"sqlite://{db}"]
+        return cmd + (["-q", f"{rate:.1f}", "--latency-correction"] if rate else []) + [url]
+    # hey: -q is per worker, so a total rate R is R/conns per worker with many workers (arrivals rarely wait)
+    cmd = [tool, "-z", f"{duration_s}s", "-c", str(conns), "-m", "POST", "-T", "application/json",
+           "-d", json.dumps(body), "-t", "60", "-o", "csv"]
+    return cmd + (["-q", f"{rate / conns:.3f}"] if rate else []) + [url]
 
 
-async def closed_loop(name: str, url: str, bodies: list[dict], clients: int, total: int, timeout_s: float = 60) -> Run:
-    """`clients` workers, each sending its next request when the previous one is answered."""
-    import aiohttp
-
-    run = Run(name)
-    counter = iter(range(total))
-    conn = aiohttp.TCPConnector(limit=clients + 4)
-    async with aiohttp.ClientSession(connector=conn) as session:
-
-        async def worker() -> None:
-            for i in counter:
-                await _one(session, url, bodies[i % len(bodies)], run, timeout_s)
-
+def run_load(kind: str, tool: str, url: str, body: dict, *, duration_s: float, conns: int, rate: float | None,
+             label: str, raw_dir: Path) -> dict:
+    """One load run; returns counts, req/s of 200s, per-status latency percentiles and the client's own CPU use."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "requests.db"
+        cmd = _load_cmd(kind, tool, url, body, duration_s, conns, rate, db)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        run.wall_s = time.perf_counter() - t0
-    return run
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 180)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{kind} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        (raw_dir / f"{label}.{'json' if kind == 'oha' else 'csv'}").write_text(proc.stdout)
+        errors: dict[str, int] = {}
+        if kind == "oha":
+            errors = dict(json.loads(proc.stdout).get("errorDistribution") or {})
+            with sqlite3.connect(db) as con:
+                rows = [(int(st), 1e3 * float(sec)) for st, sec in con.execute("SELECT status, duration FROM oha")]
+        else:  # response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset
+            rows = []
+            for line in proc.stdout.splitlines()[1:]:
+                parts = line.split(",")
+                if len(parts) >= 7 and parts[6].strip().isdigit():
+                    rows.append((int(parts[6]), 1e3 * float(parts[0])))
+    by_status: dict[int, list[float]] = {}
+    for status, ms in rows:
+        by_status.setdefault(status, []).append(ms)
+    ok, refused = by_status.get(200, []), by_status.get(503, [])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    shown = [c if not c.startswith("{") else "BODY" for c in cmd[:-1]]
+    return {
+        "label": label, "cmd": " ".join(shown + ["URL"]), "duration_s": duration_s,
+        "sent": len(rows) + sum(errors.values()), "status": {k: len(v) for k, v in sorted(by_status.items())},
+        "errors": errors, "ok_rps": len(ok) / duration_s,
+        "ok_p50": _pct(ok, 50), "ok_p95": _pct(ok, 95), "ok_p99": _pct(ok, 99),
+        "refused_p50": _pct(refused, 50), "refused_p99": _pct(refused, 99),
+        "client_cpu_pct": 100 * cpu / wall, "wall_s": wall,
+    }
 
 
-async def open_loop(name: str, url: str, bodies: list[dict], rate: float, total: int, timeout_s: float = 30) -> Run:
-    """Poisson arrivals at `rate` req/s, `total` requests, regardless of how fast answers come."""
-    import aiohttp
-
-    run = Run(name)
-    rng = random.Random(0)
-    conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=conn) as session:
-        tasks = []
-        t0 = time.perf_counter()
-        next_t = t0
-        for i in range(total):
-            next_t += rng.expovariate(rate)
-            delay = next_t - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(_one(session, url, bodies[i % len(bodies)], run, timeout_s)))
-        await asyncio.gather(*tasks)
-        run.wall_s = time.perf_counter() - t0
-    return run
-
-
-# -- apps --------------------------------------------------------------------------------------
-def _noop_app():
+def _noop_app(options: dict):
     from fastapi import FastAPI, Request
     from ray import serve
 
     api = FastAPI()
 
-    @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.5})
     @serve.ingress(api)
     class Noop:
         @api.post("/v1/retrieve")
@@ -155,225 +123,167 @@ def _noop_app():
             body = await request.json()
             return {"task": body.get("task"), "examples": []}
 
-    return Noop.bind()
+    opts = {k: v for k, v in options.items() if k not in ("user_config", "name")}
+    return serve.deployment(Noop, name="Noop", **opts).bind()
 
 
-def _icma_args(placement: str, generator: dict | None) -> dict:
+def _icma_args(placement: str) -> dict:
     return {
-        "retriever": {
-            "pool": {"path": str(POOL)},
-            "text": {"backend": "bm25s"},
-            "molecule": {"kind": "morgan"},
-            "placement": placement,
-            "deployment_options": {"ray_actor_options": {"num_cpus": 0.5}},
-        },
-        "reranker": {"placement": placement, "deployment_options": {"ray_actor_options": {"num_cpus": 0.1}}},
-        "generator": generator,
-        "ingress": {"deployment_options": {"ray_actor_options": {"num_cpus": 0.5}}},
+        "retriever": {"pool": {"path": str(POOL)}, "text": {"backend": "bm25s"}, "molecule": {"kind": "morgan"},
+                      "placement": placement},
+        "reranker": {"placement": placement},
+        "generator": None,
     }
 
 
-def _deploy(app, name: str, prefix: str, port: int) -> str:
-    from ray import serve
-
-    t0 = time.perf_counter()
-    serve.run(app, name=name, route_prefix=prefix, blocking=False)
-    print(f"  deployed {name} in {time.perf_counter() - t0:.1f}s", flush=True)
-    return f"http://127.0.0.1:{port}{prefix}"
-
-
-def _port_in_use(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-async def _until_ok(url: str, body: dict, timeout_s: float = 120) -> None:
-    """The proxy learns new routes asynchronously: wait for a 200 before measuring."""
-    import aiohttp
+def _wait_ok(url: str, body: dict, timeout_s: float = 300) -> None:
+    import requests
 
     deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.post(url, json=body) as resp:
-                    await resp.read()
-                    if resp.status == 200:
-                        return
-                    last = resp.status
-            except aiohttp.ClientError as exc:
-                last = exc
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} never answered 200 (last: {last})")
-            await asyncio.sleep(0.5)
+    while True:
+        try:
+            if requests.post(url, json=body, timeout=30).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} never answered 200")
+        time.sleep(0.5)
 
 
-def _running_port(asked: int) -> int:
-    try:
-        from ray.serve.context import _get_global_client
-
-        return int(_get_global_client().http_config.port)
-    except Exception:  # noqa: BLE001 - private API; fall back to what was asked
-        return asked
-
-
-def _bodies() -> tuple[list[dict], list[dict]]:
-    from ray_icma.data import load_records
-
-    recs = load_records(QUERIES).records
-    return (
-        [{"task": "cap2mol", "query": r.text} for r in recs],
-        [{"smiles": r.smiles, "max_new_tokens": 16} for r in recs],
-    )
-
-
-def _fmt(row: dict, ceiling: float | None = None) -> str:
-    frac = f"{row['rps'] / ceiling:.0%}" if ceiling else ""
-    return (
-        f"| {row['name']} | {row['ok']}/{row['sent']} | {row['rps']:.1f} | {frac} | {row['p50']:.1f} | "
-        f"{row['p95']:.1f} | {row['p99']:.1f} | {row['status']} |"
-    )
+def _spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--port", type=int, default=8125, help="Serve HTTP port (127.0.0.1)")
-    p.add_argument("--clients", type=int, default=20, help="concurrency of the saturating closed-loop runs")
-    p.add_argument("--quick", action="store_true", help="a third of the requests")
-    p.add_argument("--smollm2", action="store_true", help="also generate with SmolLM2-135M")
-    p.add_argument("--no-generation", action="store_true", help="skip the generation runs")
+    p.add_argument("--port", type=int, default=8125)
+    p.add_argument("--clients", type=int, default=20, help="closed-loop concurrency of the saturation runs")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per oha run")
+    p.add_argument("--reps", type=int, default=3, help="repetitions of every run")
+    p.add_argument("--tool", default=None, help="path of the load generator (oha preferred, else hey)")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args()
+    kind, tool = _find_tool(a.tool)
 
     import ray
+    import requests
     from ray import serve
 
-    from serve.builder import build_icma_app
+    from serve.builder import build_icma_app, ingress_options
+    from serve.configs import ICMAServingArgs
 
-    if _port_in_use(a.port):
-        print(f"127.0.0.1:{a.port} is already in use (another Serve proxy?); pass --port", file=sys.stderr)
-        return 2
-
-    scale = 3 if a.quick else 1
-    load_at_start = os.getloadavg()[0]
-    n1, n20 = 300 // scale, 1500 // scale
-    address = os.environ.get("RAY_ADDRESS")
-    # Without RAY_ADDRESS: a private local Ray (4 logical CPUs), so a busy shared cluster cannot starve it.
-    ray.init(address=address or "local", log_to_driver=False,
-             **({} if address else {"num_cpus": 4, "include_dashboard": False}))
+    load_start = os.getloadavg()
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": a.port}, proxy_location="HeadOnly")
-    a.port = _running_port(a.port)  # an already running Serve keeps its own port
-    retrieve_bodies, mol2cap_bodies = _bodies()
-    lines: list[str] = []
-    rows: dict[str, dict] = {}
-    apps = ["bench-noop", "bench-composed", "bench-ingress", "bench-gen"]
+    base = f"http://127.0.0.1:{a.port}"
+    body = {"task": "cap2mol", "query": "The molecule is an amino acid that is L-alanine in which one hydrogen is replaced by a phenyl group."}
+    tool_version = (subprocess.run([tool, "--version"], capture_output=True, text=True).stdout.strip()
+                    if kind == "oha" else "hey (Debian package " + subprocess.run(
+                        ["dpkg-query", "-W", "-f=${Version}", "hey"], capture_output=True, text=True).stdout + ")")
+    app_ingress = ingress_options(ICMAServingArgs.model_validate(_icma_args("ingress")))
+    apps = {
+        "no-op ingress (ceiling)": ("bench-noop", "/noop", _noop_app(app_ingress)),
+        "retrieval in ingress (default)": ("bench-inproc", "/inproc", build_icma_app(_icma_args("ingress"))),
+        "composed: ingress->Retriever->Reranker": ("bench-composed", "/composed", build_icma_app(_icma_args("deployment"))),
+    }
+    runs: list[dict] = []
+    sat: dict[str, list[float]] = {}
     try:
-        print("deploying...", flush=True)
-        noop = _deploy(_noop_app(), "bench-noop", "/noop", a.port) + "/v1/retrieve"
-        composed = _deploy(build_icma_app(_icma_args("deployment", None)), "bench-composed", "/composed", a.port) + "/v1/retrieve"
-        inproc = _deploy(build_icma_app(_icma_args("ingress", None)), "bench-ingress", "/inproc", a.port) + "/v1/retrieve"
-
-        async def retrieval_suite() -> None:
-            for url in (noop, composed, inproc):  # warm up every path
-                await _until_ok(url, retrieve_bodies[0])
-                await closed_loop("warmup", url, retrieve_bodies, 4, 40)
-            for clients, total in ((1, n1), (a.clients, n20)):
-                for label, url in (("no-op ingress (ceiling)", noop), ("composed: ingress->Retriever->Reranker", composed),
-                                   ("retrieval in ingress", inproc)):
-                    run = await closed_loop(f"{label}, {clients} client(s)", url, retrieve_bodies, clients, total)
-                    rows[f"{label}|{clients}"] = run.row()
-                    print(" ", run.row(), flush=True)
-
-        asyncio.run(retrieval_suite())
-        ceiling1 = rows["no-op ingress (ceiling)|1"]["rps"]
-        ceiling20 = rows[f"no-op ingress (ceiling)|{a.clients}"]["rps"]
-        best_label = max(("composed: ingress->Retriever->Reranker", "retrieval in ingress"), key=lambda l: rows[f"{l}|{a.clients}"]["rps"])
-        best_url = composed if best_label.startswith("composed") else inproc
-        saturation = rows[f"{best_label}|{a.clients}"]["rps"]
-        if saturation <= 0:
-            raise RuntimeError(f"no successful request at {a.clients} clients: {rows[f'{best_label}|{a.clients}']['status']}")
-
-        half = asyncio.run(open_loop(f"open loop {saturation / 2:.0f} req/s (half saturation), {best_label}", best_url,
-                                     retrieve_bodies, saturation / 2, max(200, int(saturation * 5 / scale))))
-        over = asyncio.run(open_loop(f"open loop {2 * saturation:.0f} req/s (2x saturation), {best_label}", best_url,
-                                     retrieve_bodies, 2 * saturation, int(saturation * 2 * 8 / scale), timeout_s=60))
-        print(" ", half.row(), "\n ", over.row(), flush=True)
-        serve.delete("bench-composed")
-        serve.delete("bench-ingress")
-
-        gen_rows = []
-        gen_models = [("tiny-random-llama", 8, 160 // scale)] + ([("smollm2-135m", 8, 48 // scale)] if a.smollm2 else [])
-        if a.no_generation:
-            gen_models = []
-        for model, clients, total in gen_models:
-            for mbs in (8, 1):
-                gen = {"model": model, "max_batch_size": mbs, "batch_wait_timeout_s": 0.02, "max_new_tokens": 16, "device": "auto"}
-                url = _deploy(build_icma_app(_icma_args("ingress", gen)), "bench-gen", "/gen", a.port) + "/v1/mol2cap"
-                asyncio.run(_until_ok(url, mol2cap_bodies[0], timeout_s=600))
-                asyncio.run(closed_loop("warmup", url, mol2cap_bodies, clients, 2 * clients, timeout_s=600))
-                run = asyncio.run(closed_loop(f"mol2cap {model}, {clients} clients, max_batch_size={mbs}", url,
-                                              mol2cap_bodies, clients, total, timeout_s=600))
-                print(" ", run.row(), flush=True)
-                gen_rows.append(run.row())
-            serve.delete("bench-gen")
-
-        # -- report -------------------------------------------------------------------------
-        lines += [
-            "# Ray Serve load benchmark (ICMA app)",
-            "",
-            f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; host: {platform.node()}, {os.cpu_count()} CPUs "
-            f"(shared with other work; 1-min load average at start {load_at_start:.1f}, at end {os.getloadavg()[0]:.1f}), Python {platform.python_version()}, Ray {ray.__version__}",
-            f"- Ray: {'cluster ' + address if address else 'local ray.init(num_cpus=4)'}; one HTTP proxy; load client on the same host (aiohttp)",
-            f"- command: `{' '.join(['python', 'benchmarks/bench_serve_load.py'] + sys.argv[1:])}`",
-            "- body: `POST /v1/retrieve {task: cap2mol, query: <ChEBI-20 test caption>}`, bm25s over the 300-row pool, "
-            "candidate_k=10, n_shot=4 (code strategy)",
-            "",
-            "## Closed loop, /v1/retrieve",
-            "",
-            "| run | ok/sent | req/s | of ceiling | p50 ms | p95 ms | p99 ms | statuses |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for clients, ceiling in ((1, ceiling1), (a.clients, ceiling20)):
-            for label in ("no-op ingress (ceiling)", "composed: ingress->Retriever->Reranker", "retrieval in ingress"):
-                lines.append(_fmt(rows[f"{label}|{clients}"], ceiling))
-        lines += [
-            "",
-            f"At {a.clients} clients: composed {rows[f'composed: ingress->Retriever->Reranker|{a.clients}']['rps'] / ceiling20:.0%} "
-            f"of the ceiling, retrieval in the ingress {rows[f'retrieval in ingress|{a.clients}']['rps'] / ceiling20:.0%} (goal >= 80%).",
-            "",
-            "## Open loop (Poisson arrivals), best variant",
-            "",
-            "| run | ok/sent | req/s | | p50 ms | p95 ms | p99 ms | statuses |",
-            "|---|---|---|---|---|---|---|---|",
-            _fmt(half.row()),
-            _fmt(over.row()),
-            "",
-            f"Half saturation p95: {half.row()['p95']:.1f} ms (goal < 50 ms). "
-            f"Twice saturation: {over.sent} sent, {over.answered} answered with an HTTP status "
-            f"({over.ok} x 200, {over.status.get(503, 0)} x 503, {over.retry_after_missing} 503s without Retry-After), "
-            f"{over.sent - over.answered} without an answer (timeouts/connection errors).",
-            "",
-            "## Generation, /v1/mol2cap (16 new tokens), @serve.batch on vs off",
-            "",
-            "| run | ok/sent | req/s | | p50 ms | p95 ms | p99 ms | statuses |",
-            "|---|---|---|---|---|---|---|---|",
-            *[_fmt(r) for r in gen_rows],
-            "",
-        ]
-        for i in range(0, len(gen_rows), 2):
-            on, off = gen_rows[i], gen_rows[i + 1]
-            lines.append(f"- {on['name'].split(',')[0]}: batching on/off throughput ratio {on['rps'] / max(off['rps'], 1e-9):.2f}x")
-        text = "\n".join(lines) + "\n"
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text)
-        print(text)
+        for label, (name, prefix, app) in apps.items():
+            serve.run(app, name=name, route_prefix=prefix, blocking=False)
+            _wait_ok(f"{base}{prefix}/v1/retrieve", body)
+        for label, (name, prefix, _) in apps.items():  # warm up every path, then measure saturation
+            run_load(kind, tool, f"{base}{prefix}/v1/retrieve", body, duration_s=3, conns=a.clients, rate=None,
+                    label=f"warmup-{name}", raw_dir=RAW)
+        for rep in range(a.reps):
+            for label, (name, prefix, _) in apps.items():
+                r = run_load(kind, tool, f"{base}{prefix}/v1/retrieve", body, duration_s=a.duration, conns=a.clients, rate=None,
+                            label=f"saturation-{name}-{rep}", raw_dir=RAW)
+                r["run"] = f"saturation, {a.clients} clients: {label}"
+                runs.append(r)
+                sat.setdefault(label, []).append(r["ok_rps"])
+                print(json.dumps(r), flush=True)
+        best = "retrieval in ingress (default)"
+        name, prefix, _ = apps[best]
+        saturation = statistics.median(sat[best])
+        half, over = [], []
+        for rep in range(a.reps):
+            for kind, rate, sink in (("half", saturation / 2, half), ("2x", 2 * saturation, over)):
+                conns = int(max(64, rate * 2))  # enough connections that arrivals never wait for an answer
+                r = run_load(kind, tool, f"{base}{prefix}/v1/retrieve", body, duration_s=a.duration, conns=conns, rate=rate,
+                            label=f"open-{kind}-{rep}", raw_dir=RAW)
+                r["run"] = f"open loop {rate:.0f} req/s ({kind} saturation): {best}"
+                runs.append(r)
+                sink.append(r)
+                print(json.dumps(r), flush=True)
+                time.sleep(2)
     finally:
-        for name in apps:
+        for name, _, _ in apps.values():
             try:
                 serve.delete(name)
             except Exception:  # noqa: BLE001
                 pass
+        serve.shutdown()
+        ray.shutdown()
+
+    ceiling = statistics.median(sat["no-op ingress (ceiling)"])
+    half_p95 = statistics.median([r["ok_p95"] for r in half])
+    goodput = [r["ok_rps"] / saturation for r in over]
+    refusal_p99 = [r["refused_p99"] for r in over]
+    over_p95 = [r["ok_p95"] for r in over]
+    lines = [
+        "# Ray Serve load benchmark (ICMA app)",
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; host {platform.node()}, {os.cpu_count()} cores shared "
+        f"with other work (1/5/15-min load average at start {load_start[0]:.1f}/{load_start[1]:.1f}/{load_start[2]:.1f}, "
+        f"at end {os.getloadavg()[0]:.1f}); Python {platform.python_version()}, Ray {ray.__version__}, {tool_version}",
+        f"- Ray: private local ray.init(num_cpus=4); one HTTP proxy; load from `{kind}` (compiled, same host; its CPU share below)",
+        f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/bench_serve_load.py'] + sys.argv[1:])}`",
+        f"- body: `POST /v1/retrieve {json.dumps(body)}`; bm25s over the 300-row pool, candidate_k=10, n_shot=4",
+        f"- like for like: the no-op ingress gets the app ingress's options: `{json.dumps({k: v for k, v in app_ingress.items() if k not in ('user_config', 'name')})}`",
+        f"- every figure: median (min-max) of {a.reps} runs of {a.duration:g} s; raw load-generator output in benchmarks/results/serve_load_raw/",
+        "",
+        "## Saturation (closed loop) and placement",
+        "",
+        "| app | 200s req/s | of ceiling | p50 ms | p95 ms | client CPU % |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label in apps:
+        rs = [r for r in runs if r["run"].endswith(label) and r["run"].startswith("saturation")]
+        lines.append(f"| {label} | {_spread(sat[label])} | {statistics.median(sat[label]) / ceiling:.0%} | "
+                     f"{_spread([r['ok_p50'] for r in rs])} | {_spread([r['ok_p95'] for r in rs])} | "
+                     f"{_spread([r['client_cpu_pct'] for r in rs])} |")
+    lines += [
+        "",
+        "## Open loop on the default placement",
+        "",
+        "| run | sent | 200 | 503 | other | 200s req/s | 200 p50 ms | 200 p95 ms | 503 p99 ms | client CPU % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in half + over:
+        other = {k: v for k, v in r["status"].items() if k not in (200, 503)}
+        other.update(r["errors"])
+        lines.append(f"| {r['run']} | {r['sent']} | {r['status'].get(200, 0)} | {r['status'].get(503, 0)} | {other or 0} | "
+                     f"{r['ok_rps']:.1f} | {r['ok_p50']:.1f} | {r['ok_p95']:.1f} | {r['refused_p99']:.1f} | {r['client_cpu_pct']:.0f} |")
+    lines += [
+        "",
+        "## Goals",
+        "",
+        f"- saturation of the default placement: {saturation:.1f} req/s ({saturation / ceiling:.0%} of the like-for-like no-op ceiling {ceiling:.1f})",
+        f"- goodput at 2x: 200s = {_spread([100 * g for g in goodput])} % of saturation (goal >= 80%): "
+        f"{'met' if statistics.median(goodput) >= 0.8 else 'NOT met'}",
+        f"- refusals at 2x: p99 {_spread(refusal_p99)} ms (goal < 50 ms): {'met' if statistics.median(refusal_p99) < 50 else 'NOT met'}",
+        f"- 200s at 2x: p95 {_spread(over_p95)} ms vs 4x half-rate p95 = {4 * half_p95:.1f} ms: "
+        f"{'met' if statistics.median(over_p95) < 4 * half_p95 else 'NOT met'}",
+        "",
+    ]
+    text = "\n".join(lines)
+    a.out.write_text(text)
+    (RAW / "runs.json").write_text(json.dumps(runs, indent=1))
+    print(text)
     return 0
 
 
