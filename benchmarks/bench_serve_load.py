@@ -211,11 +211,11 @@ def main() -> int:
         saturation = statistics.median(sat[best])
         half, over = [], []
         for rep in range(a.reps):
-            for kind, rate, sink in (("half", saturation / 2, half), ("2x", 2 * saturation, over)):
+            for which, rate, sink in (("half", saturation / 2, half), ("2x", 2 * saturation, over)):
                 conns = int(max(64, rate * 2))  # enough connections that arrivals never wait for an answer
                 r = run_load(kind, tool, f"{base}{prefix}/v1/retrieve", body, duration_s=a.duration, conns=conns, rate=rate,
-                            label=f"open-{kind}-{rep}", raw_dir=RAW)
-                r["run"] = f"open loop {rate:.0f} req/s ({kind} saturation): {best}"
+                            label=f"open-{which}-{rep}", raw_dir=RAW)
+                r["run"] = f"open loop {rate:.0f} req/s ({which} saturation): {best}"
                 runs.append(r)
                 sink.append(r)
                 print(json.dumps(r), flush=True)
