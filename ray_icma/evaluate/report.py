@@ -100,8 +100,8 @@ def print_table(results: Mapping[str, Mapping], console=None) -> None:
             cells = []
             for metrics in metrics_of.values():
                 text = _fmt(metrics.get(m))
-                # Text, not markup: run names and values are printed as they are
-                cells.append(Text(text, style="bold green" if m in best and metrics.get(m) == best[m] else ""))
+                # Text, not markup: values are printed as they are; the style spans the value only, not the padding
+                cells.append(Text.assemble((text, "bold green" if m in best and metrics.get(m) == best[m] else "")))
             table.add_row(METRIC_LABELS.get(m, m), *cells)
         console.print(table)
 
