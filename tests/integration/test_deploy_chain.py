@@ -287,7 +287,7 @@ def test_dev_overlay_index_train_serve_chain(netns_cluster, chain_world, es_url,
     assert app.get("status") == "RUNNING", json.dumps(app, indent=1)[-4000:]
     figures["deploy_s"] = round(time.monotonic() - t0, 1)
     http_port = (details.get("http_options") or {}).get("port") or config["http_options"]["port"]
-    base = f"http://{HEAD_IP}:{http_port}"
+    base_url = f"http://{HEAD_IP}:{http_port}"
 
     # the live Generator serves exactly the adapters the training jobs wrote in this run
     trained = {a.how: a for s in steps if s.resource.startswith("RayJob/icma-train-") for a in s.writes}
@@ -307,7 +307,7 @@ def test_dev_overlay_index_train_serve_chain(netns_cluster, chain_world, es_url,
     expected_version = config["applications"][0]["args"]["generator"]["adapters_version"]
     index_version = config["applications"][0]["args"]["retriever"]["index_version"]
     for task, body, answer_key in (("mol2cap", {"smiles": SMILES}, "caption"), ("cap2mol", {"caption": CAPTION}, "smiles")):
-        r = requests.post(f"{base}/v1/{task}", params={"debug": "true"}, json=body, timeout=180)
+        r = requests.post(f"{base_url}/v1/{task}", params={"debug": "true"}, json=body, timeout=180)
         assert r.status_code == 200, f"{task}: {r.status_code} {r.text[:1000]}"
         out = r.json()
         assert out["adapter"] == task and live["default_adapter"][task] == task, out
@@ -315,6 +315,10 @@ def test_dev_overlay_index_train_serve_chain(netns_cluster, chain_world, es_url,
         assert out["index_version"] == index_version, out
         assert out["examples"] and out["n_examples_in_prompt"] >= 1, out
         assert isinstance(out[answer_key], str), out
+        # for the record (not asserted: a few dev training steps may not change a greedy answer)
+        base = requests.post(f"{base_url}/v1/{task}", json={**body, "adapter": "base"}, timeout=180).json()
+        figures[f"{task}_differs_from_base_model"] = base.get(answer_key) != out[answer_key]
+        figures[f"{task}_answer"] = out[answer_key][:120]
     figures["requests_s"] = round(time.monotonic() - t0, 1)
     figures["chain_s"] = round(time.monotonic() - chain_started, 1)
     recovery_figures["deploy_chain"] = figures
