@@ -15,7 +15,7 @@ max_ongoing_requests, max_queued_requests, back-pressure, CPUs), taken from `ser
    on the production default at half its saturation rate: p95 of the 200s;
 3. open loop at twice the saturation rate: 200s per second (goal >= 80% of saturation), 503s with
    Retry-After and the p99 of those refusals (goal < 50 ms), p95 of the 200s (goal < 4x the half-rate p95).
-Per-request status and latency come from oha's sqlite output (--db-url). Raw oha summaries go to
+Per-request status and latency come from oha's sqlite output (--db-url; latency from the intended send time). Raw oha summaries go to
 benchmarks/results/serve_load_raw/, the report to benchmarks/results/serve_load.md.
 """
 # No `from __future__ import annotations`: the no-op ingress below needs real annotations for FastAPI.
@@ -60,7 +60,7 @@ def _load_cmd(kind: str, tool: str, url: str, body: dict, duration_s: float, con
               db: Path) -> list[str]:
     if kind == "oha":
         cmd = [tool, "-z", f"{duration_s}s", "-c", str(conns), "-m", "POST", "-T", "application/json",
-               "-d", json.dumps(body), "--no-tui", "--output-format", "json", "--db-url", f"sqlite://{db}"]
+               "-d", json.dumps(body), "--no-tui", "--output-format", "json", "--db-url", str(db)]
         return cmd + (["-q", f"{rate:.1f}", "--latency-correction"] if rate else []) + [url]
     # hey: -q is per worker, so a total rate R is R/conns per worker with many workers (arrivals rarely wait)
     cmd = [tool, "-z", f"{duration_s}s", "-c", str(conns), "-m", "POST", "-T", "application/json",
@@ -87,7 +87,9 @@ def run_load(kind: str, tool: str, url: str, body: dict, *, duration_s: float, c
         if kind == "oha":
             errors = dict(json.loads(proc.stdout).get("errorDistribution") or {})
             with sqlite3.connect(db) as con:
-                rows = [(int(st), 1e3 * float(sec)) for st, sec in con.execute("SELECT status, duration FROM oha")]
+                # latency from the intended send time when --latency-correction is on (no coordinated omission)
+                rows = [(int(st), 1e3 * float(sec)) for st, sec in con.execute(
+                    "SELECT status, end - COALESCE(start_latency_correction, start) FROM oha")]
         else:  # response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset
             rows = []
             for line in proc.stdout.splitlines()[1:]:
