@@ -82,13 +82,89 @@ def child_train(args: argparse.Namespace) -> dict:
             "losses": [h["loss"] for h in result.loss_history], "adapter_dir": result.adapter_dir}
 
 
+def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
+    """The training step work of both paths in this process, no Ray, interleaved ``--reps`` times.
+
+    Today's step: the collate tokenizes its rows every step (``tokenize_row``, as ``ICLCollate`` did),
+    random pairs are padded to the longer one, fp32. Fast step: rows tokenized once, length-bucketed
+    batches, bf16 autocast where native. Same model (SmolLM2-135M + LoRA r 8), same rows, same
+    number of steps. Ray Data's per-epoch start-up, which today's path also paid inside its loop,
+    is not in here, so this understates the end-to-end gain. tokens/s = non-padding tokens / wall
+    seconds of the steps; tokens/CPU-s uses this process's CPU time (fairer on shared cores).
+    """
+    import random
+
+    import torch
+
+    from ray_icma.models import apply_lora, load_causal_lm, load_tokenizer, lora_config
+    from ray_icma.precision import autocast, describe, resolve_precision
+    from ray_icma.train import build_train_rows, global_batches, load_train_config, tokenize_row, tokenize_rows
+    from ray_icma.train.collate import pad_batch, rank_micro_batch
+
+    torch.set_num_threads(args.threads)
+    cfg = load_train_config(None, [f"data.train={POOL}", f"data.contexts={ctx}", "data.n_shot=2", "data.cutoff_len=512", "seed=0"])
+    rows = build_train_rows(cfg)
+    tok = load_tokenizer("smollm2-135m")
+    precision = resolve_precision(args.precision, "cpu")
+    model, _ = load_causal_lm("smollm2-135m", torch_dtype="float32")
+    model.config.use_cache = False
+    model = apply_lora(model, lora_config(r=8, alpha=16, dropout=0.1, model=model)).train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4)
+    say(f"train-inproc: {describe(precision, 'cpu')}")
+    steps = args.inproc_steps
+
+    def old_batches():
+        order = list(range(len(rows)))
+        random.Random(0).shuffle(order)
+        for b in range(steps):
+            pair = [rows[i] for i in order[2 * b: 2 * b + 2]]
+            yield pad_batch([tokenize_row(tok, r["task"], r["input"], [tuple(e) for e in r["examples"]], r["reference"], 512) for r in pair],
+                            tok.pad_token_id), "fp32"
+
+    def new_batches():
+        tokenized = tokenize_rows(tok, rows, 512)  # once per run, inside the timed window
+        batches = global_batches([len(r["input_ids"]) for r in tokenized], 2, seed=0, epoch=0)
+        for b in range(steps):
+            yield rank_micro_batch(tokenized, batches[b], 0, 1, tok.pad_token_id), precision
+
+    def run(make) -> dict:
+        start, cpu_start, tokens, padded = time.perf_counter(), time.process_time(), 0, 0
+        for batch, prec in make():
+            with autocast(prec, "cpu"):
+                loss = model(**batch).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            tokens += int(batch["attention_mask"].sum())
+            padded += int(batch["attention_mask"].numel())
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        return {"tokens": tokens, "padded_tokens": padded, "seconds": wall, "cpu_seconds": cpu,
+                "tokens_per_s": tokens / wall, "tokens_per_cpu_s": tokens / cpu}
+
+    run(new_batches)  # warm-up (kernels, allocator) for both sides
+    reps = []
+    for rep in range(args.reps):
+        row = {"old": run(old_batches), "new": run(new_batches)}
+        reps.append(row)
+        say(f"train-inproc rep {rep}: old {row['old']['tokens_per_s']:.0f} tok/s ({row['old']['tokens_per_cpu_s']:.0f}/CPU-s, "
+            f"padding {1 - row['old']['tokens'] / row['old']['padded_tokens']:.1%}); new {row['new']['tokens_per_s']:.0f} tok/s "
+            f"({row['new']['tokens_per_cpu_s']:.0f}/CPU-s, padding {1 - row['new']['tokens'] / row['new']['padded_tokens']:.1%}); load {_uptime()}")
+    wall = _ratio_spread([(r["old"]["tokens_per_s"], r["new"]["tokens_per_s"]) for r in reps])
+    cpu = _ratio_spread([(r["old"]["tokens_per_cpu_s"], r["new"]["tokens_per_cpu_s"]) for r in reps])
+    say(f"TRAIN (in-process, {steps} steps per side per rep) tokens/s new/old median {wall['median']:.2f}x "
+        f"(min {wall['min']:.2f}, max {wall['max']:.2f}); per CPU-second {cpu['median']:.2f}x (min {cpu['min']:.2f}, max {cpu['max']:.2f})")
+    return {"reps": reps, "tokens_per_s_ratio": wall, "tokens_per_cpu_s_ratio": cpu, "precision": precision, "steps": steps}
+
+
 def _gen_once(gen, prompts: list[str], batch: int, max_new: int) -> dict:
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     outs = gen.generate_detailed(prompts, max_new_tokens=max_new, batch_size=batch, stop=STOP)
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start  # all threads: the fairer figure when the cores are shared
     prompt_tokens = sum(o.n_prompt_tokens for o in outs)
     new_tokens = sum(o.n_new_tokens for o in outs)
-    return {"batch": batch, "seconds": seconds, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
+    return {"batch": batch, "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "total_tokens_per_cpu_s": (prompt_tokens + new_tokens) / cpu_seconds if cpu_seconds > 0 else None, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
             "prompt_tokens_per_s": prompt_tokens / seconds, "new_tokens_per_s": new_tokens / seconds,
             "total_tokens_per_s": (prompt_tokens + new_tokens) / seconds, "texts": [o.text for o in outs]}
 
@@ -266,6 +342,7 @@ def main() -> int:
     parser.add_argument("--max-new", type=int, default=32, help="new tokens per prompt in the gen part")
     parser.add_argument("--eval-queries", type=int, default=200)
     parser.add_argument("--eval-max-new", type=int, default=48)
+    parser.add_argument("--inproc-steps", type=int, default=3, help="steps per side per rep in the train-inproc part")
     parser.add_argument("--adapter", default=None, help="adapter for gen/eval (default: the train part's fast-path adapter)")
     parser.add_argument("--out", default=None)
     # child mode
@@ -303,6 +380,8 @@ def main() -> int:
         lines.append(text)
 
     adapter = args.adapter
+    if "train-inproc" in parts:
+        report["train_inproc"] = train_inproc(args, ctx, say)
     if "train" in parts:
         reps = []
         for rep in range(args.reps):
@@ -319,7 +398,7 @@ def main() -> int:
         say(f"TRAIN tokens/s per worker: old {_spread([r['old']['tokens_per_s_per_worker'] for r in reps])}, "
             f"new {_spread([r['new']['tokens_per_s_per_worker'] for r in reps])}; ratio new/old median {tps['median']:.2f}x "
             f"(min {tps['min']:.2f}, max {tps['max']:.2f}); run_training wall speed-up {wall['median']:.2f}x")
-    if adapter is None:
+    if adapter is None and parts & {"gen", "eval"}:
         raise SystemExit("gen/eval need an adapter: run the train part or pass --adapter")
     common = ["--adapter", str(adapter)]
     if "gen" in parts:
