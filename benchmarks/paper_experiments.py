@@ -829,6 +829,10 @@ def _comparisons(rows: list[dict]) -> list[tuple[str, dict]]:
         for a in trained[1:]:
             comps.append((f"{a['name']} − {trained[0]['name']}", paired_diff(a, trained[0])))
         copies = {r["setting"]["retriever"]: r for r in by_arm.get("copy", [])}
+        if "random" in copies:  # retrieval quality alone: each retriever's top-1 copy against random's
+            for name, c in sorted(copies.items()):
+                if name != "random":
+                    comps.append((f"{c['name']} − {copies['random']['name']}", paired_diff(c, copies["random"])))
         for a in trained:
             c = copies.get(a["setting"]["retriever"])
             if c:
