@@ -65,28 +65,48 @@ def smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(str(target))
 
 
+def _complete(target: Path) -> bool:
+    return (target / "config.json").is_file() and any(target.glob("*.safetensors"))
+
+
 def smollm2_model_dir() -> str:
     """A ``from_pretrained`` dir with SmolLM2 de-quantised from the GGUF (fp32 safetensors + tokenizer).
 
     Built on first use (~15 s, ~540 MB); later loads take about a second, which matters when
-    every Ray Train worker loads the model.
+    every Ray Train worker loads the model. Concurrent callers (several workers on one node or on a
+    shared volume) serialise on a lock file, and a half-written dir left by a killed process is rebuilt.
     """
+    import fcntl
+    import shutil
+
     target = cache_dir() / "smollm2-135m-fp32"
-    if not (target / "config.json").is_file():
-        from transformers import AutoModelForCausalLM
+    if _complete(target):
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if _complete(target):  # another process built it while we waited
+                return str(target)
+            shutil.rmtree(target, ignore_errors=True)  # incomplete leftovers are not trusted
+            from transformers import AutoModelForCausalLM
 
-        directory, filename = smollm2_gguf()
-        model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename, dtype="float32")
-        # The weights are already de-quantised; drop the GGUF marker so save_pretrained accepts them.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        tokenizer = smollm2_tokenizer()
+            directory, filename = smollm2_gguf()
+            model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename, dtype="float32")
+            # The weights are already de-quantised; drop the GGUF marker so save_pretrained accepts them.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            tokenizer = smollm2_tokenizer()
 
-        class _Both:
-            def save_pretrained(self, path: str) -> None:
-                model.save_pretrained(path)
-                tokenizer.save_pretrained(path)
+            class _Both:
+                def save_pretrained(self, path: str) -> None:
+                    model.save_pretrained(path)
+                    tokenizer.save_pretrained(path)
 
-        _publish(_Both(), target)
+            _publish(_Both(), target)
+            if not _complete(target):
+                raise RuntimeError(f"converting SmolLM2 into {target} left an incomplete model dir")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return str(target)
