@@ -99,6 +99,11 @@ def smollm2_model_dir() -> str:
                 del model.config.quantization_config
             tokenizer = smollm2_tokenizer()
 
+            # A node-local cache, not a distributed checkpoint: under torch.distributed transformers writes only on
+            # global rank 0, so a worker of rank > 0 (Ray Train, another node's cache) would publish a dir without
+            # weights. Every rank that converts must write.
+            model.should_save_on_this_rank = lambda is_main_process: True
+
             class _Both:
                 def save_pretrained(self, path: str) -> None:
                     model.save_pretrained(path)
