@@ -190,7 +190,7 @@ class NetnsCluster:
 
     def submit(self, args: list[str], *, submission_id: str | None = None) -> str:
         """Submit ``args`` (a command line) as a Ray job, like a RayJob's entrypoint."""
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a loaded 2-core box took > 90 s to register the head's agent (2026-12-01)
         while True:  # right after `up` the head's job agent may not be registered yet
             try:
                 return self.client().submit_job(entrypoint=shlex.join(str(a) for a in args), submission_id=submission_id)

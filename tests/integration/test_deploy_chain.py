@@ -175,7 +175,7 @@ def _pod_env(docs: list[dict], cluster_spec: dict, secrets: dict[tuple[str, str]
 
 # ---- the Jobs and Serve REST APIs, as KubeRay calls them ----------------------------------------
 def _submit(dashboard: str, entrypoint: str, runtime_env: dict, submission_id: str) -> str:
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 240
     while True:
         r = requests.post(f"{dashboard}/api/jobs/", headers=dashboard_headers(), timeout=60,
                           json={"entrypoint": entrypoint, "runtime_env": runtime_env, "submission_id": submission_id})
