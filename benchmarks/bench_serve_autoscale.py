@@ -44,7 +44,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{a.port}/autoscale"
     runs = []
     try:
-        for rep in range(a.reps):
+        for _rep in range(a.reps):
             serve.run(build_icma_app(autoscale_args(ROOT / "tests/assets/chebi20_validation_300.txt", cpus=0.5)),
                       name="bench-autoscale", route_prefix="/autoscale", blocking=False)
             wait_ready(serve, "bench-autoscale", url)

@@ -171,7 +171,6 @@ def main() -> int:
     kind, tool = _find_tool(a.tool)
 
     import ray
-    import requests
     from ray import serve
 
     from serve.builder import build_icma_app, ingress_options
@@ -194,10 +193,10 @@ def main() -> int:
     runs: list[dict] = []
     sat: dict[str, list[float]] = {}
     try:
-        for label, (name, prefix, app) in apps.items():
+        for _label, (name, prefix, app) in apps.items():
             serve.run(app, name=name, route_prefix=prefix, blocking=False)
             _wait_ok(f"{base}{prefix}/v1/retrieve", body)
-        for label, (name, prefix, _) in apps.items():  # warm up every path, then measure saturation
+        for _label, (name, prefix, _) in apps.items():  # warm up every path, then measure saturation
             run_load(kind, tool, f"{base}{prefix}/v1/retrieve", body, duration_s=3, conns=a.clients, rate=None,
                     label=f"warmup-{name}", raw_dir=RAW)
         for rep in range(a.reps):
