@@ -75,7 +75,6 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("RAY_ICMA_NETNS_DASHBOARD", "8275", "dashboard port of the network-namespace cluster", "tests"),
     EnvVar("RAY_ICMA_NETNS_TMP", "/tmp/ray-icma-netns", "temp dir of the network-namespace cluster", "tests"),
     EnvVar("RAY_ICMA_NETNS_AUTH", "token", "`disabled` turns Ray token auth off on the network-namespace cluster", "tests"),
-    EnvVar("RAY_ICMA_CHAIN", "unset", "`1` runs the opt-in deploy-chain integration test (tests/integration/test_deploy_chain.py)", "tests"),
     EnvVar("RAY_ICMA_NETNS_REUSE", "unset", "`1` keeps the network-namespace cluster up across runs (development)", "tests"),
     EnvVar("RAY_ICMA_RECOVERY_OUT", "unset", "JSON file the integration fault tests write their recovery figures to", "tests"),
     EnvVar("RAY_ICMA_FAULT_ES_PORT", "9250", "port of the throw-away Elasticsearch the ES fault test kills", "tests"),

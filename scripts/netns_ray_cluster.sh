@@ -48,9 +48,17 @@ node_up() {  # $1 = index (1..)
     --temp-dir "$TMP/n$i" --object-store-memory 300000000 --disable-usage-stats >/dev/null
 }
 
+listeners() {  # pids of processes listening on the head's bridge address
+  { ss -Htlnp "src $NET.1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' '; } || true
+}
+
 case "${1:-up}" in
   up)
     n="${2:-2}"
+    if [ -n "$(listeners)" ]; then
+      echo "processes still listen on $NET.1 (pids $(listeners)): a previous netns cluster is up; run '$0 down' first" >&2
+      exit 1
+    fi
     if ! ip link show "$BR" >/dev/null 2>&1; then
       ip link add "$BR" type bridge
       ip addr add "$NET.1/24" dev "$BR"
@@ -84,5 +92,12 @@ case "${1:-up}" in
     # the head: only the processes of this cluster (never `ray stop`, which would kill every cluster)
     # (only the processes whose command line names this cluster's own temp dir)
     pids=$(pgrep -f -- "$TMP/" || true); [ -n "$pids" ] && kill -9 $pids || true
+    # and every process still listening on the head's bridge address: Ray's workers on the head rename
+    # themselves (ray::ServeController, ray::JobSupervisor...) and an orphan that inherited a listening
+    # socket kept the agent's fixed port, so the next `up` had a head without a job agent
+    for _ in $(seq 1 20); do
+      pids=$(listeners); [ -z "$pids" ] && break
+      kill -9 $pids 2>/dev/null || true; sleep 0.5
+    done
     ip link del "$BR" 2>/dev/null || true ;;
 esac

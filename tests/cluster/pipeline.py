@@ -294,3 +294,33 @@ def _covers(write: Access, read: Access) -> bool:
     if write.kind != read.kind:
         return False
     return read.name == write.name or (write.kind == "path" and read.name.startswith(write.name.rstrip("/") + "/"))
+
+
+def pod_env(docs: list[dict], cluster_spec: dict, secrets: dict[tuple[str, str], str] | None = None,
+            group: str = "head") -> dict[str, str]:
+    """The env a pod of ``group`` (``head`` or a worker group's name) gets: envFrom ConfigMaps, then ``env``.
+
+    ``secrets`` maps ``(secret name, key)`` to a value; a Secret key missing from it is an error unless the
+    reference is optional. Without ``secrets`` every Secret reference stands in as ``<secret NAME>``.
+    """
+    config = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+    if group == "head":
+        spec = cluster_spec["headGroupSpec"]
+    else:
+        spec = next(g for g in cluster_spec.get("workerGroupSpecs", []) if g["groupName"] == group)
+    container = spec["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(config[source["configMapRef"]["name"]])
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+            continue
+        ref = e["valueFrom"]["secretKeyRef"]
+        if secrets is None:
+            env[e["name"]] = f"<secret {ref['name']}>"
+        elif (ref["name"], ref["key"]) in secrets:
+            env[e["name"]] = secrets[(ref["name"], ref["key"])]
+        else:
+            assert ref.get("optional"), f"{e['name']}: Secret {(ref['name'], ref['key'])} is required and was not provided"
+    return env

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.cluster import k8s_schemas
-from tests.cluster.pipeline import markdown_table, pipeline, unwritten_reads
+from tests.cluster.pipeline import markdown_table, pipeline, pod_env, unwritten_reads
 
 CLUSTER = Path(__file__).resolve().parents[2] / "cluster"
 OVERLAYS = ["overlays/dev", "overlays/prod"]
@@ -24,18 +24,6 @@ OVERLAYS = ["overlays/dev", "overlays/prod"]
 @pytest.fixture(scope="module", params=OVERLAYS)
 def rendered(request) -> tuple[str, list[dict]]:
     return request.param, k8s_schemas.kustomize_build(CLUSTER / request.param)
-
-
-def _head_env(docs: list[dict], cluster_spec: dict) -> dict[str, str]:
-    """The env a head pod gets from its ConfigMaps (Secrets stand in as placeholders)."""
-    config = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
-    head = cluster_spec["headGroupSpec"]["template"]["spec"]["containers"][0]
-    env: dict[str, str] = {}
-    for source in head.get("envFrom", []):
-        env.update(config[source["configMapRef"]["name"]])
-    for e in head.get("env", []):
-        env[e["name"]] = e.get("value", f"<secret {e['valueFrom']['secretKeyRef']['name']}>")
-    return env
 
 
 def _gpu_groups(cluster_spec: dict) -> list[str]:
@@ -99,7 +87,7 @@ def test_serve_plan_validates_and_every_gpu_ask_has_a_gpu_group(rendered):
     name, docs = rendered
     service = next(d for d in docs if d["kind"] == "RayService")
     cluster = service["spec"]["rayClusterConfig"]
-    env = _head_env(docs, cluster)
+    env = pod_env(docs, cluster)
     assert "RAY_ICMA_ES_URL" in env and "RAY_AUTH_MODE" in env, f"{name}: the RayService head gets no icma-config"
     config = yaml.safe_load(service["spec"]["serveConfigV2"])
     gpus = _gpu_groups(cluster)
@@ -128,7 +116,7 @@ def test_a_gpu_ask_without_gpu_group_is_found():
     prod = k8s_schemas.kustomize_build(CLUSTER / "overlays/prod")
     dev_cluster = next(d for d in dev if d["kind"] == "RayService")["spec"]["rayClusterConfig"]
     prod_app = yaml.safe_load(next(d for d in prod if d["kind"] == "RayService")["spec"]["serveConfigV2"])["applications"][0]
-    plan = validate_plan(plan_application(prod_app, env=_head_env(dev, dev_cluster)))
+    plan = validate_plan(plan_application(prod_app, env=pod_env(dev, dev_cluster)))
     assert plan["Generator"]["ray_actor_options"]["num_gpus"] == 1 and not _gpu_groups(dev_cluster)
 
 

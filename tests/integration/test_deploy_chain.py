@@ -36,19 +36,12 @@ import requests
 import yaml
 
 from tests.cluster import k8s_schemas
-from tests.cluster.pipeline import IMAGE_ROOT, image_files, pipeline
+from tests.cluster.pipeline import IMAGE_ROOT, image_files, pipeline, pod_env
 from tests.conftest import IN_CI, require_shared
 from tests.integration.conftest import HEAD_IP, dashboard_headers
 
-# 10 min in CI (asserted below); a loaded developer box needs more
-pytestmark = [
-    pytest.mark.ray_cluster, pytest.mark.slow, pytest.mark.es, pytest.mark.timeout(2400),
-    # Opt-in until it has passed end to end: on the shared 2-core box of 2026-12-01 its data, index and contexts
-    # jobs ran, and its training jobs then found two real bugs (SmolLM2 cache race; rank > 0 saved no weights, both
-    # fixed in ray_icma/models/smollm2.py); the Serve half has never run. Issue 11 stays open until this passes in CI.
-    pytest.mark.skipif(os.environ.get("RAY_ICMA_CHAIN") != "1",
-                       reason="deploy-chain test is opt-in for now: RAY_ICMA_CHAIN=1 (issue 11, see module docstring)"),
-]
+# 10 min in CI (asserted below); a loaded developer box needs more. Idle 2-core box, 2026-12-02: 351 s.
+pytestmark = [pytest.mark.ray_cluster, pytest.mark.slow, pytest.mark.es, pytest.mark.timeout(2400)]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = ROOT / "cluster" / "overlays" / "dev"
@@ -153,26 +146,6 @@ def _rewrite(docs: list[dict], mapping: dict[str, str]) -> list[dict]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def _pod_env(docs: list[dict], cluster_spec: dict, secrets: dict[tuple[str, str], str]) -> dict[str, str]:
-    """The head container's env: envFrom ConfigMaps, then env (values and Secret keys)."""
-    config = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
-    head = cluster_spec["headGroupSpec"]["template"]["spec"]["containers"][0]
-    env: dict[str, str] = {}
-    for source in head.get("envFrom", []):
-        env.update(config[source["configMapRef"]["name"]])
-    for e in head.get("env", []):
-        if "value" in e:
-            env[e["name"]] = e["value"]
-            continue
-        ref = e["valueFrom"]["secretKeyRef"]
-        key = (ref["name"], ref["key"])
-        if key in secrets:
-            env[e["name"]] = secrets[key]
-        else:
-            assert ref.get("optional"), f"{e['name']}: Secret {key} is required and was not provided"
-    return env
-
-
 # ---- the Jobs and Serve REST APIs, as KubeRay calls them ----------------------------------------
 def _submit(dashboard: str, entrypoint: str, runtime_env: dict, submission_id: str) -> str:
     deadline = time.monotonic() + 240
@@ -254,7 +227,7 @@ def test_dev_overlay_index_train_serve_chain(netns_cluster, chain_world, es_url,
     for job in jobs:
         name = job["metadata"]["name"]
         cluster = job["spec"].get("rayClusterSpec", long_lived)
-        env = _pod_env(docs, cluster, secrets)
+        env = pod_env(docs, cluster, secrets)
         env["RAY_ICMA_DATA_MIRROR"] = chain_world["mirror"]
         runtime_env = yaml.safe_load(job["spec"].get("runtimeEnvYAML") or "{}") or {}
         runtime_env["env_vars"] = {**env, **runtime_env.get("env_vars", {})}
@@ -277,6 +250,15 @@ def test_dev_overlay_index_train_serve_chain(netns_cluster, chain_world, es_url,
     # 2. the RayService's serveConfigV2, exactly, PUT to the Serve REST API as KubeRay does
     service = next(d for d in docs if d["kind"] == "RayService")
     config = yaml.safe_load(service["spec"]["serveConfigV2"])
+    # the env its pods get (the netns hosts have no pod env): the head builds the app, workers run replicas,
+    # so every group must get the same env; it reaches them as the applications' runtime_env, like the jobs'
+    ray_cluster = service["spec"]["rayClusterConfig"]
+    serve_env = pod_env(docs, ray_cluster, secrets)
+    for group in ray_cluster.get("workerGroupSpecs", []):
+        assert pod_env(docs, ray_cluster, secrets, group=group["groupName"]) == serve_env, group["groupName"]
+    for application in config["applications"]:
+        runtime_env = application.setdefault("runtime_env", {})
+        runtime_env["env_vars"] = {**serve_env, **runtime_env.get("env_vars", {})}
     port = config["http_options"]["port"]
     if not _port_free(port):  # another Serve on this machine holds it in the root namespace (the head's)
         config["http_options"]["port"] = _free_port("0.0.0.0")
