@@ -100,6 +100,7 @@ def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
     from ray_icma.precision import autocast, describe, resolve_precision
     from ray_icma.train import build_train_rows, global_batches, load_train_config, tokenize_row, tokenize_rows
     from ray_icma.train.collate import pad_batch, rank_micro_batch
+    from ray_icma.train.loss import causal_lm_loss
 
     torch.set_num_threads(args.threads)
     cfg = load_train_config(None, [f"data.train={POOL}", f"data.contexts={ctx}", "data.n_shot=2", "data.cutoff_len=512", "seed=0"])
@@ -119,19 +120,19 @@ def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
         for b in range(steps):
             pair = [rows[i] for i in order[2 * b: 2 * b + 2]]
             yield pad_batch([tokenize_row(tok, r["task"], r["input"], [tuple(e) for e in r["examples"]], r["reference"], 512) for r in pair],
-                            tok.pad_token_id), "fp32"
+                            tok.pad_token_id), "fp32", False
 
     def new_batches():
         tokenized = tokenize_rows(tok, rows, 512)  # once per run, inside the timed window
         batches = global_batches([len(r["input_ids"]) for r in tokenized], 2, seed=0, epoch=0)
         for b in range(steps):
-            yield rank_micro_batch(tokenized, batches[b], 0, 1, tok.pad_token_id), precision
+            yield rank_micro_batch(tokenized, batches[b], 0, 1, tok.pad_token_id), precision, True
 
     def run(make) -> dict:
         start, cpu_start, tokens, padded = time.perf_counter(), time.process_time(), 0, 0
-        for batch, prec in make():
+        for batch, prec, answer_only in make():  # new: logits of the answer positions only
             with autocast(prec, "cpu"):
-                loss = model(**batch).loss
+                loss = causal_lm_loss(model, batch) if answer_only else model(**batch).loss
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)

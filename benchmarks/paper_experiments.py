@@ -334,6 +334,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
 
     from ray_icma.models import apply_lora, load_causal_lm, lora_config
     from ray_icma.train.collate import pad_batch
+    from ray_icma.train.loss import causal_lm_loss
 
     t = s["train"]
     seed = s["seed"]
@@ -410,7 +411,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
             batch = pad_batch([train_item(i) for i in order[start:start + mb]], tok.pad_token_id)
             batch = {k: v.to(device) for k, v in batch.items()}
             with _autocast(precision, device):
-                loss = model(**batch).loss
+                loss = causal_lm_loss(model, batch)
             (loss / acc).backward()
             window.append(float(loss.detach()))
             tokens += int(batch["attention_mask"].sum())

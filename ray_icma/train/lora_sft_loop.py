@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ray_icma.train.loss import causal_lm_loss
+
 __all__ = ["train_loop_per_worker", "TRAIN_STATE_FILE", "ADAPTER_DIR", "MODEL_DIR", "FAULT_ENV"]
 
 TRAIN_STATE_FILE = "train_state.json"  # step, epoch, loss history (rank 0 writes it)
@@ -73,7 +75,7 @@ class _DeepSpeedEngine:
     def micro_step(self, batch: dict) -> tuple[float, bool]:
         """Forward + backward + (at an accumulation boundary) optimizer step: ``(loss, stepped)``."""
         with self.autocast():
-            loss = self.engine(**batch).loss
+            loss = causal_lm_loss(self.engine, batch)
         self.engine.backward(loss)
         boundary = self.engine.is_gradient_accumulation_boundary()
         self.engine.step()
@@ -123,7 +125,7 @@ class _DDPEngine:
         no_sync = getattr(self.model, "no_sync", None)  # DDP only (one worker is not wrapped)
         with (no_sync() if no_sync is not None and not boundary else contextlib.nullcontext()):
             with self.autocast():
-                loss = self.model(**batch).loss
+                loss = causal_lm_loss(self.model, batch)
             (loss / self.accumulation).backward()
         self.micro += 1
         if not boundary:
