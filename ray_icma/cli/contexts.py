@@ -91,7 +91,7 @@ def show(
     query_id: str = typer.Option(..., "--id", help="The query's CID."),
     pool: Optional[Path] = typer.Option(None, "--pool", help="Pool file to print the examples' texts (default: the one in the meta, if present)."),
     n: Optional[int] = typer.Option(None, "--n", min=0, help="Also show the n examples a prompt would use, in prompt order."),
-    strategy: Literal["code", "probabilistic", "top"] = typer.Option("code", "--strategy", help="Example selection: code (ICMA's), probabilistic (the paper's walk) or top."),
+    strategy: Literal["code", "probabilistic", "top"] = typer.Option("code", "--strategy", help="Example selection: code (ICMA's), probabilistic (this project's walk, not in ICMA's code) or top."),
     seed: int = typer.Option(0, "--seed", help="Seed of the probabilistic walk."),
 ) -> None:
     """Print a query's stored neighbours (and, with --n, the examples its prompt would get)."""

@@ -1,6 +1,8 @@
-"""Generation: a Ray-free `Generator` (shared by Ray Data and Ray Serve) and batch generation
-over a split with a Ray Data actor pool that writes the predictions JSONL `ray-icma evaluate` reads."""
-from ray_icma.generate.batch_generate import DECODING_PRESETS, PredictBatches, decoding_settings, generate_predictions, meta_path, read_icl_rows, smiles_is_valid
+"""Generation: a Ray-free `Generator` (shared by Ray Data and Ray Serve), the decoding settings
+(`DecodingConfig`: presets greedy and icma), and batch generation over a split with a Ray Data
+actor pool that writes the predictions JSONL `ray-icma evaluate` reads."""
+from ray_icma.generate.batch_generate import PredictBatches, generate_predictions, meta_path, read_icl_rows, smiles_is_valid
+from ray_icma.generate.decoding import DECODING_PRESETS, DecodingConfig, as_decoding
 from ray_icma.generate.generator import BASE_MODEL, Generation, Generator, resolve_device
 
 __all__ = [
@@ -9,7 +11,8 @@ __all__ = [
     "Generator",
     "PredictBatches",
     "DECODING_PRESETS",
-    "decoding_settings",
+    "DecodingConfig",
+    "as_decoding",
     "generate_predictions",
     "meta_path",
     "read_icl_rows",

@@ -14,14 +14,16 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PredictBatches", "generate_predictions", "read_icl_rows", "smiles_is_valid", "meta_path", "DECODING_PRESETS", "decoding_settings"]
+from ray_icma.generate.decoding import DecodingConfig, as_decoding
+
+__all__ = ["PredictBatches", "generate_predictions", "read_icl_rows", "smiles_is_valid", "meta_path"]
 
 log = logging.getLogger(__name__)
 
@@ -42,41 +44,15 @@ def smiles_is_valid(smiles: str) -> bool:
     return bool(smiles.strip()) and Chem.MolFromSmiles(smiles) is not None
 
 
-class GenerationSettings(dict):
-    """Plain dict of decoding settings shipped to every actor (kept JSON-friendly for the meta)."""
-
-
-#: Named decoding presets. ``icma`` is ICMA's ``inference.py``: sampling at temperature 0.7,
-#: top_p 0.85, top_k 40, one beam, repetition_penalty 0.8 for cap2mol (1.0 for mol2cap), seed 42.
-DECODING_PRESETS: dict[str, dict] = {
-    "greedy": {"do_sample": False, "num_beams": 1, "temperature": 0.7, "top_p": 1.0, "top_k": 0,
-               "repetition_penalty": {"mol2cap": 1.0, "cap2mol": 1.0}},
-    "icma": {"do_sample": True, "num_beams": 1, "temperature": 0.7, "top_p": 0.85, "top_k": 40,
-             "repetition_penalty": {"mol2cap": 1.0, "cap2mol": 0.8}, "seed": 42},
-}
-
-
-def decoding_settings(preset: str, task: str) -> dict:
-    """The decoding keyword arguments of a named preset for ``task`` (``greedy`` or ``icma``).
-
-    Raises:
-        ValueError: an unknown preset.
-    """
-    if preset not in DECODING_PRESETS:
-        raise ValueError(f"decoding must be one of {', '.join(DECODING_PRESETS)}; got {preset!r}")
-    out = {k: v for k, v in DECODING_PRESETS[preset].items() if k != "seed"}
-    out["repetition_penalty"] = out["repetition_penalty"][task]
-    return out
-
-
 class PredictBatches:
     """Ray Data callable class: one :class:`~ray_icma.generate.Generator` per actor.
 
     Args:
         model, adapter, gguf_file, device, precision, seed: passed to ``Generator``; a single
             adapter is merged into the weights (``merge=True``: one model per actor, nothing to switch).
-        settings: decoding settings (max_new_tokens, decoding preset or num_beams/do_sample/
-            temperature/top_p/top_k/repetition_penalty, batch_size, cutoff_len).
+            ``seed`` is the sampling seed.
+        settings: ``max_new_tokens``, ``batch_size``, ``cutoff_len`` and ``decoding`` (a
+            :class:`~ray_icma.generate.decoding.DecodingConfig` dump).
         num_threads: torch CPU threads for this actor (0 leaves torch's default).
     """
 
@@ -92,6 +68,7 @@ class PredictBatches:
                                    merge=bool(adapter) and merge)
         print(f"[ray-icma] generate actor: {self.generator.kernels}{' (adapter merged)' if self.generator.merged else ''}", flush=True)
         self.settings = dict(settings)
+        self.decoding = DecodingConfig.model_validate(self.settings["decoding"])
 
     def _prompt(self, task: str, text: str, examples_json: str, prompt: str) -> tuple[str, int]:
         from ray_icma.prompts import fit_prompt
@@ -106,12 +83,9 @@ class PredictBatches:
         from ray_icma.prompts import parse_output
 
         s = self.settings
-        if s.get("decoding"):
-            decode = decoding_settings(s["decoding"], task)
-        else:
-            decode = {k: s[k] for k in ("num_beams", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty")}
         gens = self.generator.generate_detailed(
-            prompts, max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"], stop=("\n\n",), **decode,
+            prompts, max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"], stop=("\n\n",),
+            **self.decoding.for_task(task),
         )
         return [(parse_output(task, g.text), g.text, g.n_new_tokens, g.n_prompt_tokens) for g in gens]
 
@@ -155,6 +129,7 @@ class PredictBatches:
             "n_prompt_tokens": np.array([r[3] for r in results], dtype=np.int64),
             "valid": np.array(valid, dtype=bool),
             "error": np.array(errors, dtype=object),
+            "_precision": np.array([self.generator.precision] * n, dtype=object),  # resolved, for the meta
         }
 
 
@@ -217,18 +192,12 @@ def generate_predictions(
     num_gpus_per_actor: float = 0,
     num_cpus_per_actor: float = 1,
     max_new_tokens: int = 256,
-    num_beams: int = 1,
-    do_sample: bool = False,
-    temperature: float = 0.7,
-    top_p: float = 1.0,
-    top_k: int = 0,
-    repetition_penalty: float = 1.0,
-    decoding: str | None = None,
+    decoding: DecodingConfig | str | Mapping[str, Any] | None = None,
     cutoff_len: int = 1024,
     device: str = "auto",
     precision: str = "auto",
     merge_adapter: bool = True,
-    seed: int | None = 0,
+    seed: int = 0,
     progress: bool = True,
 ) -> Path:
     """Generate a prediction for every row with a Ray Data actor pool and write the JSONL.
@@ -237,7 +206,8 @@ def generate_predictions(
         rows: in-context rows (``build_icl_rows`` output), a JSONL file of them, or a Ray
             Dataset with the same columns (``examples`` as a JSON string in ``examples_json``).
         out_path: predictions JSONL to write (``id, task, input, reference, prediction, raw,
-            n_examples, n_new_tokens, valid, error``); ``<out>.meta.json`` gets the counts.
+            n_examples, n_new_tokens, valid, error``); ``<out>.meta.json`` gets the counts, the
+            decoding settings per task and the precision the actors resolved.
         model: model spec (``smollm2-135m``, ``tiny-random-llama``, a dir or Hub id).
         adapter: LoRA adapter dir from training, or None for the base model.
         gguf_file: GGUF file name inside ``model``.
@@ -246,39 +216,39 @@ def generate_predictions(
         num_gpus_per_actor: GPUs per actor (0: CPU; fractions share a GPU).
         num_cpus_per_actor: CPUs reserved per actor; also its torch thread count.
         max_new_tokens: answer budget (also reserved in the prompt's token budget).
-        num_beams: beam width; 1 = greedy (or sampling with ``do_sample``).
-        do_sample, temperature, top_p, top_k, repetition_penalty: decoding settings.
-        decoding: a named preset instead of the settings above: ``greedy`` or ``icma`` (ICMA's
-            ``inference.py``: sampling, temperature 0.7, top_p 0.85, top_k 40, one beam,
-            repetition_penalty 0.8 for cap2mol, seed 42 unless ``seed`` is given).
+        decoding: a :class:`~ray_icma.generate.decoding.DecodingConfig`, a preset name
+            (``greedy``, ``icma``: ICMA's ``inference.py``) or a mapping ``{preset, num_beams,
+            do_sample, temperature, top_p, top_k, repetition_penalty, seed}``; None = greedy.
         cutoff_len: the model's token budget for prompt + answer (ICMA: 1024).
         device, precision: passed to each actor's ``Generator`` (precision auto | bf16 | fp32).
         merge_adapter: merge the adapter into each actor's copy of the weights (faster; default).
-        seed: sampling seed (None: the preset's, else 0).
+        seed: the run's seed: samples with it unless ``decoding`` names a seed (its own or its
+            preset's, icma 42).
         progress: show a progress bar (Ray Data's own bars are turned off then).
 
     Returns:
         ``out_path``.
 
     Raises:
-        ValueError: bad settings or rows without the required fields.
+        ValueError: bad settings (``ray_icma.config.ConfigError`` for the decoding) or rows
+            without the required fields.
     """
     import ray
 
+    from ray_icma.precision import PRECISIONS
     from ray_icma.ray_connect import connect_ray
 
     if batch_size < 1 or concurrency < 1:
         raise ValueError(f"batch_size and concurrency must be >= 1 (got {batch_size}, {concurrency})")
-    if max_new_tokens < 1 or num_beams < 1:
-        raise ValueError(f"max_new_tokens and num_beams must be >= 1 (got {max_new_tokens}, {num_beams})")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1 (got {max_new_tokens})")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     out_path = Path(out_path)
-    if decoding is not None:
-        decoding_settings(decoding, "mol2cap")  # unknown names fail here, before any work
-    if seed is None:
-        seed = int(DECODING_PRESETS.get(decoding or "", {}).get("seed", 0))
-    settings = GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample,
-                                  temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
-                                  decoding=decoding, batch_size=batch_size, cutoff_len=cutoff_len, precision=precision, seed=seed)
+    decoding = as_decoding(decoding)  # a bad preset or value fails here, before any work
+    sampling_seed = decoding.sampling_seed(seed)
+    settings = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "cutoff_len": cutoff_len,
+                "decoding": decoding.model_dump(mode="json")}
     if isinstance(rows, (str, PathLike)):
         rows = read_icl_rows(rows)
     items = None
@@ -306,7 +276,7 @@ def generate_predictions(
         PredictBatches,
         fn_constructor_kwargs={
             "model": model, "adapter": str(adapter) if adapter else None, "gguf_file": gguf_file, "device": device,
-            "precision": precision, "seed": seed, "settings": dict(settings), "num_threads": max(1, int(num_cpus_per_actor)),
+            "precision": precision, "seed": sampling_seed, "settings": settings, "num_threads": max(1, int(num_cpus_per_actor)),
             "merge": merge_adapter,
         },
         batch_size=batch_size,
@@ -328,8 +298,12 @@ def generate_predictions(
         bar.close()
     seconds = time.perf_counter() - start
     collected.sort(key=lambda r: r.pop("_order", -1))  # stable: Dataset input keeps its (preserved) order
+    resolved = sorted({str(r.pop("_precision", "")) for r in collected} - {""})  # what the actors ran, not what was asked
     _write_jsonl(out_path, collected)
-    meta = _summarise(collected, seconds, model=model, adapter=adapter, settings=settings, concurrency=concurrency)
+    meta = _summarise(collected, seconds, model=model, adapter=adapter, concurrency=concurrency)
+    meta.update(max_new_tokens=max_new_tokens, batch_size=batch_size, cutoff_len=cutoff_len,
+                decoding=decoding.preset, decoding_settings={t: decoding.for_task(t) for t in meta["tasks"]},
+                seed=sampling_seed, precision=precision, resolved_precision=resolved)
     meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     log.info("wrote %d predictions to %s (%s)", len(collected), out_path, meta)
     return out_path
@@ -364,7 +338,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-def _summarise(rows: list[dict], seconds: float, *, model: str, adapter: str | None, settings: dict, concurrency: int) -> dict:
+def _summarise(rows: list[dict], seconds: float, *, model: str, adapter: str | None, concurrency: int) -> dict:
     tasks = sorted({r["task"] for r in rows})
     new_tokens = int(sum(r.get("n_new_tokens", 0) for r in rows))
     prompt_tokens = int(sum(r.get("n_prompt_tokens", 0) for r in rows))
@@ -387,5 +361,4 @@ def _summarise(rows: list[dict], seconds: float, *, model: str, adapter: str | N
         "model": model,
         "adapter": str(adapter) if adapter else None,
         "concurrency": concurrency,
-        **{k: settings[k] for k in settings},
     }

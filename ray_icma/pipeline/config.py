@@ -9,7 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
 from ray_icma.config import Section as _Section
-
+from ray_icma.generate.decoding import DecodingConfig
+from ray_icma.precision import Precision
 from ray_icma.train.config import DataSection as TrainDataSection
 from ray_icma.train.config import ModelSection, TrainConfig
 
@@ -82,15 +83,31 @@ PipelineTrainSection = create_model(
 )
 
 
+#: keys that moved from ``generate`` into ``generate.decoding`` (named in the error)
+_MOVED_TO_DECODING = ("num_beams", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
+
+
 class GenerateSection(_Section):
     max_new_tokens: int = Field(64, gt=0, description="answer budget (ICMA 256)")
-    num_beams: int = Field(1, gt=0)
-    do_sample: bool = Field(False, description="sample at `temperature` (ICMA samples at 0.7; greedy is reproducible)")
-    temperature: float = Field(0.7, gt=0)
+    decoding: DecodingConfig = Field(
+        default_factory=DecodingConfig,
+        description="greedy | icma (ICMA's sampling, seed 42) | {preset: .., num_beams, do_sample, temperature, top_p, top_k, "
+        "repetition_penalty, seed}; see ray_icma.generate.decoding")
+    precision: Precision = Field(
+        "auto", description="auto: bf16 where the CPU has AMX/AVX512-BF16 or the GPU supports it, else fp32; the model is cast to it")
     batch_size: int = Field(8, gt=0)
     concurrency: int = Field(1, gt=0, description="generator actors (one model copy each)")
     num_cpus_per_actor: float = Field(2, gt=0, description="CPUs per actor (also its torch threads)")
     num_gpus_per_actor: float = Field(0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: object) -> object:
+        if isinstance(data, dict):
+            moved = [k for k in _MOVED_TO_DECODING if k in data]
+            if moved:
+                raise ValueError(f"{', '.join(moved)} moved into generate.decoding (e.g. generate.decoding.{moved[0]}=...)")
+        return data
 
 
 class EvaluateSection(_Section):

@@ -140,8 +140,8 @@ def _training(d: ReportData, out_dir: Path) -> str:
     rows = []
     for task, info in d.training.items():
         metrics = info.get("metrics") or {}
-        rows.append((task, info.get("steps", ""), info.get("adapter_dir", ""), ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items() if isinstance(v, (int, float)))))
-    body = _table(["task", "steps", "adapter", "final metrics"], rows, text_cols=(2, 3))
+        rows.append((task, info.get("steps", ""), info.get("adapter_dir") or info.get("model_dir") or "", ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items() if isinstance(v, (int, float)))))
+    body = _table(["task", "steps", "adapter (or full model)", "final metrics"], rows, text_cols=(2, 3))
     png = plot_losses({task: info.get("loss_history") or [] for task, info in d.training.items()}, out_dir / "loss.png")
     return body + _img(png, "training loss")
 
@@ -167,7 +167,7 @@ def _metrics(d: ReportData, out_dir: Path) -> str:
 def _generation(d: ReportData) -> str:
     if not d.generation:
         return ""
-    keys = ["rows", "invalid_smiles", "errors", "empty_predictions", "mean_examples", "new_tokens", "seconds", "tokens_per_second", "max_new_tokens", "num_beams"]
+    keys = ["rows", "invalid_smiles", "errors", "empty_predictions", "mean_examples", "new_tokens", "seconds", "tokens_per_second", "max_new_tokens", "decoding"]
     rows = [[task] + [meta.get(k, "") for k in keys] for task, meta in d.generation.items()]
     return _table(["task"] + keys, rows)
 

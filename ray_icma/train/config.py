@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ray_icma.config import Section
+from ray_icma.precision import Precision
 
 __all__ = [
     "TrainConfig",
@@ -96,7 +97,7 @@ class TrainConfig(_Section):
     lora: LoraSection = Field(default_factory=LoraSection)
     data: DataSection
     optim: OptimSection = Field(default_factory=OptimSection)
-    precision: Literal["auto", "bf16", "fp32"] = Field(
+    precision: Precision = Field(
         "auto",
         description="auto: bf16 where the CPU has AMX/AVX512-BF16 or the GPU supports it, else fp32; "
         "bf16 autocasts the forward pass, weights and optimizer state stay fp32 (see ray_icma.precision)",

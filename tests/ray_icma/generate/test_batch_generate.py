@@ -73,11 +73,50 @@ def test_mol2cap_from_jsonl_rows_zero_shot(ray_cluster, records, tmp_path):
     rows_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert read_icl_rows(rows_file) == rows
     out = generate_predictions(rows_file, tmp_path / "mol2cap.jsonl", model="tiny-random-llama", batch_size=4,
-                               concurrency=1, max_new_tokens=4, num_beams=2, progress=False)
+                               concurrency=1, max_new_tokens=4, decoding={"num_beams": 2}, progress=False)
     got = _read(out)
     assert [r["id"] for r in got] == [q.cid for q in queries]
     assert all("valid" not in r and r["n_examples"] == 0 for r in got)
-    assert json.loads(meta_path(out).read_text())["num_beams"] == 2
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["decoding"] == "greedy" and meta["decoding_settings"]["mol2cap"]["num_beams"] == 2
+
+
+def test_cli_icma_decoding_and_precision_reach_the_generator(ray_cluster, chebi20_test_file, tmp_path):
+    """`--decoding icma --precision fp32`: the actors' sampled answers equal an in-process Generator
+    run with ICMA's inference.py settings written out here (seed 42), and differ from greedy;
+    `--precision bf16` makes the actors run bf16 (each precision is asked explicitly, so a setting
+    that did not arrive would show as the other one, whatever `auto` picks on this machine)."""
+    from typer.testing import CliRunner
+
+    from ray_icma.cli.app import app
+    from ray_icma.generate import Generator
+
+    runner = CliRunner()
+    base = ["generate", "--task", "cap2mol", "--queries", str(chebi20_test_file), "--model", "tiny-random-llama",
+            "--n-shot", "0", "--max-new-tokens", "8", "--batch-size", "1", "--limit", "3"]
+    icma_out = tmp_path / "icma.jsonl"
+    result = runner.invoke(app, base + ["--out", str(icma_out), "--decoding", "icma", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    got = _read(icma_out)
+    meta = json.loads(meta_path(icma_out).read_text())
+    assert meta["decoding"] == "icma" and meta["seed"] == 42 and meta["resolved_precision"] == ["fp32"]
+    assert meta["decoding_settings"]["cap2mol"]["repetition_penalty"] == 0.8
+
+    queries = load_records(chebi20_test_file).records[:3]
+    prompts = [r["prompt"] for r in build_icl_rows(queries, [], None, "cap2mol", 0)]
+    generator = Generator("tiny-random-llama", device="cpu", precision="fp32", seed=42)
+    common = dict(max_new_tokens=8, batch_size=1, stop=("\n\n",))
+    icma = generator.generate(prompts, do_sample=True, temperature=0.7, top_p=0.85, top_k=40, num_beams=1,
+                              repetition_penalty=0.8, **common)
+    greedy = generator.generate(prompts, **common)
+    assert [r["raw"] for r in got] == icma  # ICMA's sampling, reproduced token for token
+    assert icma != greedy
+
+    bf16_out = tmp_path / "bf16.jsonl"
+    result = runner.invoke(app, base + ["--out", str(bf16_out), "--precision", "bf16", "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(meta_path(bf16_out).read_text())
+    assert meta["resolved_precision"] == ["bf16"] and meta["decoding"] == "greedy" and meta["seed"] == 0
 
 
 def test_rows_without_required_fields_are_rejected(records, tmp_path):
@@ -112,4 +151,8 @@ def test_cli_generate_errors_are_one_line(chebi20_test_file, tmp_path):
     assert no_pool.exit_code == 1 and "--pool and --contexts" in no_pool.output
     bad_adapter = runner.invoke(app, base + ["--task", "mol2cap", "--n-shot", "0", "--adapter", str(tmp_path)])
     assert bad_adapter.exit_code == 1 and "adapter_config.json" in bad_adapter.output
-    assert all("Traceback" not in r.output for r in (bad_task, no_pool, bad_adapter))
+    bad_preset = runner.invoke(app, base + ["--task", "mol2cap", "--n-shot", "0", "--decoding", "beam"])
+    assert bad_preset.exit_code == 2 and "is not one of" in bad_preset.output
+    bad_window = runner.invoke(app, base + ["--task", "mol2cap", "--n-shot", "0", "--window", "wide"])
+    assert bad_window.exit_code == 2 and "integer >= 1 or icma" in bad_window.output
+    assert all("Traceback" not in r.output for r in (bad_task, no_pool, bad_adapter, bad_preset, bad_window))
