@@ -318,7 +318,8 @@ class _Recipe:
             self.say(f"    training {task} ({n_shot}-shot, {steps} steps)")
             result = run_training(train_cfg)
             _write_json(result_path, {
-                "task": task, "n_shot": n_shot, "adapter_dir": str(result.adapter_dir), "checkpoint_path": str(result.checkpoint_path),
+                "task": task, "n_shot": n_shot, "adapter_dir": result.adapter_dir, "model_dir": result.model_dir,
+                "checkpoint_path": str(result.checkpoint_path),
                 "metrics": result.metrics, "loss_history": result.loss_history, "steps": len(result.loss_history),
             })
             last = result.loss_history[-1]["loss"] if result.loss_history else float("nan")
@@ -344,14 +345,18 @@ class _Recipe:
             sel = self.cfg.train.data  # the same example selection as training (one schema: TrainConfig.data)
             rows = build_icl_rows(self.queries, self.pool, contexts, task, n_shot, seed=self.cfg.run.seed, strategy=sel.strategy,
                                   start_pos=sel.start_pos, reverse=sel.reverse, window=sel.window, p_take=sel.p_take)
-            adapter = None
+            model, gguf_file, adapter = self.cfg.model.name, self.cfg.model.gguf_file, None
             if self.cfg.train.enabled:
-                adapter = _read_json(self._train_result_path(task))["adapter_dir"]
+                trained = _read_json(self._train_result_path(task))
+                if trained.get("model_dir"):  # train.lora.disable_lora: a fully fine-tuned model, no adapter
+                    model, gguf_file = trained["model_dir"], None
+                else:
+                    adapter = trained["adapter_dir"]
             generate_predictions(
-                rows, out, model=self.cfg.model.name, adapter=adapter, gguf_file=self.cfg.model.gguf_file,
+                rows, out, model=model, adapter=adapter, gguf_file=gguf_file,
                 batch_size=g.batch_size, concurrency=g.concurrency, num_gpus_per_actor=g.num_gpus_per_actor,
-                num_cpus_per_actor=g.num_cpus_per_actor, max_new_tokens=g.max_new_tokens, num_beams=g.num_beams,
-                do_sample=g.do_sample, temperature=g.temperature, cutoff_len=self.cfg.train.data.cutoff_len, seed=self.cfg.run.seed,
+                num_cpus_per_actor=g.num_cpus_per_actor, max_new_tokens=g.max_new_tokens, decoding=g.decoding,
+                precision=g.precision, cutoff_len=self.cfg.train.data.cutoff_len, seed=self.cfg.run.seed,
             )
             meta = _read_json(out.with_name(out.name + ".meta.json"))
             details.append(f"{task}: {meta['rows']} rows, {meta['tokens_per_second']} tok/s"
