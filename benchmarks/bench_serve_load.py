@@ -129,13 +129,16 @@ def _noop_app(options: dict):
     return serve.deployment(Noop, name="Noop", **opts).bind()
 
 
-def _icma_args(placement: str) -> dict:
-    return {
+def _icma_args(placement: str, max_in_flight: int | None = None) -> dict:
+    args: dict = {
         "retriever": {"pool": {"path": str(POOL)}, "text": {"backend": "bm25s"}, "molecule": {"kind": "morgan"},
                       "placement": placement},
         "reranker": {"placement": placement},
         "generator": None,
     }
+    if max_in_flight is not None:  # ingress admission limit (else the config default); Serve's limits follow it
+        args["ingress"] = {"admission": {"max_in_flight": max_in_flight}}
+    return args
 
 
 def _wait_ok(url: str, body: dict, timeout_s: float = 300) -> None:
@@ -167,6 +170,8 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=3, help="repetitions of every run")
     p.add_argument("--tool", default=None, help="path of the load generator (oha preferred, else hey)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--max-in-flight", type=int, default=None,
+                   help="ingress.admission.max_in_flight of the apps (default: the config's default)")
     a = p.parse_args()
     kind, tool = _find_tool(a.tool)
 
@@ -184,11 +189,11 @@ def main() -> int:
     tool_version = (subprocess.run([tool, "--version"], capture_output=True, text=True).stdout.strip()
                     if kind == "oha" else "hey (Debian package " + subprocess.run(
                         ["dpkg-query", "-W", "-f=${Version}", "hey"], capture_output=True, text=True).stdout + ")")
-    app_ingress = ingress_options(ICMAServingArgs.model_validate(_icma_args("ingress")))
+    app_ingress = ingress_options(ICMAServingArgs.model_validate(_icma_args("ingress", a.max_in_flight)))
     apps = {
         "no-op ingress (ceiling)": ("bench-noop", "/noop", _noop_app(app_ingress)),
-        "retrieval in ingress (default)": ("bench-inproc", "/inproc", build_icma_app(_icma_args("ingress"))),
-        "composed: ingress->Retriever->Reranker": ("bench-composed", "/composed", build_icma_app(_icma_args("deployment"))),
+        "retrieval in ingress (default)": ("bench-inproc", "/inproc", build_icma_app(_icma_args("ingress", a.max_in_flight))),
+        "composed: ingress->Retriever->Reranker": ("bench-composed", "/composed", build_icma_app(_icma_args("deployment", a.max_in_flight))),
     }
     runs: list[dict] = []
     sat: dict[str, list[float]] = {}
@@ -245,6 +250,9 @@ def main() -> int:
         f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/bench_serve_load.py'] + sys.argv[1:])}`",
         f"- body: `POST /v1/retrieve {json.dumps(body)}`; bm25s over the 300-row pool, candidate_k=10, n_shot=4",
         f"- like for like: the no-op ingress gets the app ingress's options: `{json.dumps({k: v for k, v in app_ingress.items() if k not in ('user_config', 'name')})}`",
+        f"- admission (serve/admission.py): ingress.admission.max_in_flight = "
+        f"{ICMAServingArgs.model_validate(_icma_args('ingress', a.max_in_flight)).ingress.admission.max_in_flight} "
+        "requests per ingress replica, past it 503 + Retry-After from the ingress's middleware",
         f"- every figure: median (min-max) of {a.reps} runs of {a.duration:g} s; raw load-generator output in benchmarks/results/serve_load_raw/",
         "",
         "## Saturation (closed loop) and placement",
@@ -261,14 +269,15 @@ def main() -> int:
         "",
         "## Open loop on the default placement",
         "",
-        "| run | sent | 200 | 503 | other | 200s req/s | 200 p50 ms | 200 p95 ms | 503 p99 ms | client CPU % |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | sent | 200 | 503 | other | 200s req/s | 200 p50 ms | 200 p95 ms | 503 p50 ms | 503 p99 ms | client CPU % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in half + over:
         other = {k: v for k, v in r["status"].items() if k not in (200, 503)}
         other.update(r["errors"])
         lines.append(f"| {r['run']} | {r['sent']} | {r['status'].get(200, 0)} | {r['status'].get(503, 0)} | {other or 0} | "
-                     f"{r['ok_rps']:.1f} | {r['ok_p50']:.1f} | {r['ok_p95']:.1f} | {r['refused_p99']:.1f} | {r['client_cpu_pct']:.0f} |")
+                     f"{r['ok_rps']:.1f} | {r['ok_p50']:.1f} | {r['ok_p95']:.1f} | {r['refused_p50']:.1f} | {r['refused_p99']:.1f} | "
+                     f"{r['client_cpu_pct']:.0f} |")
     lines += [
         "",
         "## Goals",

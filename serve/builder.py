@@ -16,13 +16,14 @@ Serve YAML (``serve run configs/serve/icma_app.yaml`` / ``serve deploy``)::
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from typing import Any
 
 from ray import serve
 from ray.serve import Application
 
-from serve.configs import GeneratorConfig, ICMAServingArgs, RerankerConfig, RetrieverConfig
+from serve.configs import AdmissionConfig, GeneratorConfig, ICMAServingArgs, RerankerConfig, RetrieverConfig
 from serve.constants import (
     DEFAULT_GENERATOR_OPTIONS,
     DEFAULT_INGRESS_OPTIONS,
@@ -37,6 +38,9 @@ __all__ = [
     "build_generator_deployment",
     "merge_deployment_options",
     "plan_deployments",
+    "admission_limits",
+    "generation_limit",
+    "replica_version",
 ]
 
 log = logging.getLogger("ray.serve")
@@ -87,22 +91,60 @@ def reranker_options(cfg: RerankerConfig) -> dict[str, Any]:
     )
 
 
-def generator_options(cfg: GeneratorConfig) -> dict[str, Any]:
-    from serve.generator_deployment import GeneratorDeployment
-
-    opts = merge_deployment_options(
-        DEFAULT_GENERATOR_OPTIONS, GeneratorDeployment.get_deployment_options(cfg, _cluster_gpus()), cfg.deployment_options
-    )
+def generator_options(cfg: GeneratorConfig, admission: AdmissionConfig | None = None) -> dict[str, Any]:
+    """The Generator's options; its Serve queue (per caller) holds what the ingress admits for generation,
+    so an admitted request is never refused by Serve (unless deployment_options set max_queued_requests)."""
+    opts = _generator_base_options(cfg)
+    if "max_queued_requests" not in cfg.deployment_options:
+        opts["max_queued_requests"] = generation_limit(opts, admission or AdmissionConfig())
     opts["user_config"] = cfg.user_config()  # adapters + batch knobs hot-swap through reconfigure
     return _finish("Generator", opts)
 
 
+def _generator_base_options(cfg: GeneratorConfig) -> dict[str, Any]:
+    from serve.generator_deployment import GeneratorDeployment
+
+    return merge_deployment_options(
+        DEFAULT_GENERATOR_OPTIONS, GeneratorDeployment.get_deployment_options(cfg, _cluster_gpus()), cfg.deployment_options
+    )
+
+
+def generation_limit(generator_opts: dict[str, Any], admission: AdmissionConfig) -> int:
+    """Generation requests an ingress replica admits: `max_generations_in_flight`, else the Generator's capacity
+    (max_ongoing_requests x its max replicas: what it runs at once when scaled out)."""
+    if admission.max_generations_in_flight is not None:
+        return admission.max_generations_in_flight
+    auto = generator_opts.get("autoscaling_config") or {}
+    replicas = auto.get("max_replicas", 1) if auto else generator_opts.get("num_replicas", 1)
+    return int(generator_opts["max_ongoing_requests"]) * max(1, int(replicas if isinstance(replicas, int) else 1))
+
+
+def admission_limits(cfg: ICMAServingArgs) -> dict[str, int | None]:
+    """The ingress's admission limits per replica: ``{"api": ..., "generation": ...}`` (None = no limit)."""
+    adm = cfg.ingress.admission
+    if not adm.enabled:
+        return {"api": None, "generation": None}
+    generation = generation_limit(_generator_base_options(cfg.generator), adm) if cfg.generator is not None else None
+    return {"api": adm.max_in_flight, "generation": generation}
+
+
 def ingress_options(cfg: ICMAServingArgs) -> dict[str, Any]:
+    """The ingress's options. Its Serve limits follow `ingress.admission.max_in_flight` (L): max_ongoing_requests 2L,
+    so requests past L reach the admission check and are refused at once instead of waiting in the proxy;
+    max_queued_requests L (a burst buffer while refusals are written); autoscaling target L/2, below the cap."""
     from serve.ingress import ICMAIngress
 
+    limit = cfg.ingress.admission.max_in_flight
+    derived = {"max_ongoing_requests": 2 * limit, "max_queued_requests": limit,
+               "autoscaling_config": {"target_ongoing_requests": max(1, limit // 2)}}
     opts = merge_deployment_options(
-        DEFAULT_INGRESS_OPTIONS, ICMAIngress.get_deployment_options(cfg), cfg.ingress.deployment_options
+        DEFAULT_INGRESS_OPTIONS, derived, ICMAIngress.get_deployment_options(cfg), cfg.ingress.deployment_options
     )
+    if cfg.ingress.admission.enabled and opts["max_ongoing_requests"] <= limit:
+        raise ValueError(
+            f"ingress.deployment_options.max_ongoing_requests ({opts['max_ongoing_requests']}) must be above "
+            f"ingress.admission.max_in_flight ({limit}): otherwise Serve queues requests before admission can refuse them"
+        )
     if cfg.retriever.placement == "ingress":
         opts["user_config"] = {"retriever": cfg.retriever.user_config()}
     return _finish("ICMAIngress", opts)
@@ -117,7 +159,7 @@ def plan_deployments(args: dict) -> dict[str, dict[str, Any]]:
     if cfg.reranker.placement == "deployment":
         plan["Reranker"] = reranker_options(cfg.reranker)
     if cfg.generator is not None:
-        plan["Generator"] = generator_options(cfg.generator)
+        plan["Generator"] = generator_options(cfg.generator, cfg.ingress.admission)
     return plan
 
 
@@ -134,11 +176,49 @@ def build_reranker_deployment(cfg: RerankerConfig) -> Application:
     return serve.deployment(Reranker, **reranker_options(cfg)).bind(cfg.model_dump(mode="json"))
 
 
-def build_generator_deployment(cfg: GeneratorConfig) -> Application:
-    """The Generator on a GPU when the cluster has one (and device allows), else on CPU."""
+def build_generator_deployment(cfg: GeneratorConfig, admission: AdmissionConfig | None = None) -> Application:
+    """The Generator on a GPU when the cluster has one (and device allows), else on CPU.
+
+    It is built from `cfg.replica_config()` only and carries a version derived from that, its options and
+    the code (`replica_version`): re-deploying a config that changes only its user_config (adapters, batch
+    knobs) keeps the running replicas and their base model, and Serve calls `reconfigure` on them.
+    """
     from serve.generator_deployment import GeneratorDeployment
 
-    return serve.deployment(GeneratorDeployment, **generator_options(cfg)).bind(cfg.model_dump(mode="json"))
+    opts = generator_options(cfg, admission)
+    init = cfg.replica_config()
+    deployment = serve.deployment(GeneratorDeployment, **opts)
+    # Serve gives every `serve.run` a random code version (every replica restarts) unless the deployment
+    # carries one; the public `version=` was removed, the internal flag still sets it.
+    deployment = deployment.options(version=replica_version(init, opts), _internal=True)
+    return deployment.bind(init)
+
+
+def replica_version(init: dict[str, Any], options: dict[str, Any]) -> str:
+    """Same replica build (init args, options but user_config, source code of the packages) -> same version."""
+    import hashlib
+    import json
+
+    fixed = {k: v for k, v in options.items() if k != "user_config"}
+    payload = json.dumps({"init": init, "options": fixed, "code": _source_fingerprint()}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _source_fingerprint() -> str:
+    """Hash of every .py file of serve/, ray_icma/ and retrieval/: a code change restarts the replicas."""
+    import hashlib
+    from pathlib import Path
+
+    import ray_icma
+    import retrieval
+
+    digest = hashlib.sha256()
+    for pkg in (Path(__file__).parent, Path(ray_icma.__file__).parent, Path(retrieval.__file__).parent):
+        for path in sorted(pkg.rglob("*.py")):
+            digest.update(f"{pkg.name}/{path.relative_to(pkg)}".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def build_icma_app(args: dict) -> Application:
@@ -158,7 +238,7 @@ def build_icma_app(args: dict) -> Application:
 
     retriever = build_retriever_deployment(cfg.retriever) if cfg.retriever.placement == "deployment" else None
     reranker = build_reranker_deployment(cfg.reranker) if cfg.reranker.placement == "deployment" else None
-    generator = build_generator_deployment(cfg.generator) if cfg.generator is not None else None
+    generator = build_generator_deployment(cfg.generator, cfg.ingress.admission) if cfg.generator is not None else None
     return serve.deployment(ICMAIngress, **ingress_options(cfg)).bind(
         cfg.model_dump(mode="json"), retriever, reranker, generator
     )

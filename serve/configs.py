@@ -37,6 +37,10 @@ ALLOWED_DEPLOYMENT_OPTIONS = frozenset(
     }
 )
 
+# GeneratorConfig fields applied in place by Generator.reconfigure (Serve user_config); the others restart the replica.
+GENERATOR_USER_CONFIG = frozenset({"adapters", "default_adapter", "max_batch_size", "batch_wait_timeout_s", "adapters_version"})
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -212,10 +216,12 @@ class GeneratorConfig(_WithDeployment):
         return self
 
     def user_config(self) -> dict[str, Any]:
-        return self.model_dump(
-            include={"adapters", "default_adapter", "max_batch_size", "batch_wait_timeout_s", "adapters_version"},
-            mode="json",
-        )
+        """What a re-deploy applies in place (Generator.reconfigure): adapters load/swap/unload on the live base."""
+        return self.model_dump(include=set(GENERATOR_USER_CONFIG), mode="json")
+
+    def replica_config(self) -> dict[str, Any]:
+        """The rest: what the replica is built from (a change restarts it, the base model reloads)."""
+        return self.model_dump(exclude=set(GENERATOR_USER_CONFIG), mode="json")
 
 
 class AuthConfig(_Strict):
@@ -233,10 +239,34 @@ class AuthConfig(_Strict):
     burst: int = Field(default=40, ge=1, description="Per-key bucket size: requests a key may send at once.")
 
 
+class AdmissionConfig(_Strict):
+    """Admission control in the ingress (serve/admission.py): past a limit of requests in flight on an ingress replica,
+    a request is answered 503 + Retry-After at once, before its body is read or any stage works on it. The ingress's
+    and the Generator's Serve queue options are derived from these limits (serve.builder), so Serve never queues what
+    admission would refuse nor refuses what it admitted."""
+
+    enabled: bool = Field(default=True, description="Refuse past the limits below (false: Serve's own queue limits only).")
+    max_in_flight: int = Field(
+        default=32, ge=1, le=4096,
+        description="API requests (/v1/*) in flight per ingress replica. Derived from it unless deployment_options set "
+        "them: the ingress's max_ongoing_requests = 2x (room for refusals to reach the check), max_queued_requests = 1x, "
+        "autoscaling target_ongoing_requests = 1/2x.",
+    )
+    max_generations_in_flight: int | None = Field(
+        default=None, ge=1, le=4096,
+        description="Generation requests (/v1/mol2cap, /v1/cap2mol and their /batch; a batch counts once) in flight per "
+        "ingress replica. null: the Generator's capacity, its max_ongoing_requests x its max replicas; the Generator's "
+        "max_queued_requests is set to this limit unless its deployment_options set it.",
+    )
+
+
 class IngressConfig(_WithDeployment):
     """The FastAPI ingress: limits and timeouts at the edge."""
 
     auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys and per-key rate limits.")
+    admission: AdmissionConfig = Field(
+        default_factory=AdmissionConfig, description="In-flight limits per ingress replica; past them 503 + Retry-After at once."
+    )
 
     max_batch_items: int = Field(default=32, ge=1, le=1024, description="Largest accepted batch request.")
     request_timeout_s: float = Field(

@@ -22,16 +22,12 @@ __all__ = [
 BACKPRESSURE_RETRY_AFTER_S = 1
 
 DEFAULT_INGRESS_OPTIONS: dict[str, Any] = {
-    # The ingress is async and mostly awaits other stages: 64 in flight per replica keeps the proxy
-    # from backing off (the 22 -> 160 req/s finding above).
-    "max_ongoing_requests": 64,
-    # Beyond 64 running + 64 waiting per replica, the proxy answers 503 + Retry-After at once instead
-    # of letting latency grow without bound: 64 is ~0.5 s of /v1/retrieve work at the measured ~130 req/s;
-    # a deeper queue only turned overload into multi-second latencies in the 2x-rate benchmark.
-    "max_queued_requests": 64,
+    # max_ongoing_requests, max_queued_requests and the autoscaling target come from ingress.admission.max_in_flight
+    # (serve.builder.ingress_options): the ingress's own admission check refuses past it at once (503 + Retry-After),
+    # and Serve's limits sit above it so the proxy does not queue what admission would refuse. A deep proxy queue
+    # only turned overload into multi-second latencies in the 2x-rate benchmark (benchmarks/results/serve_load.md).
     "backpressure_config": {"status_code": 503, "retry_after_s": BACKPRESSURE_RETRY_AFTER_S},
-    # Scale out when a replica averages > 32 in flight: half its admission limit, so a burst has room.
-    "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 32},
+    "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1},
     "ray_actor_options": {"num_cpus": 0.5},
     "graceful_shutdown_timeout_s": 20,  # rolling updates drain in-flight requests before stopping a replica
 }
@@ -59,9 +55,8 @@ DEFAULT_GENERATOR_OPTIONS: dict[str, Any] = {
     # Overwritten by Generator.get_deployment_options from max_batch_size (2 batches in flight):
     # more would only queue inside the replica where back-pressure cannot see it.
     "max_ongoing_requests": 16,
-    # A generation takes 0.1-10 s; 64 waiting is already seconds of work, so past it the caller gets
-    # 503 + Retry-After rather than a timeout.
-    "max_queued_requests": 64,
+    # max_queued_requests (per caller) = what an ingress replica admits for generation (serve.builder.generation_limit),
+    # so an admitted request is never refused later; the ingress refuses the rest before any work.
     "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 8},
     "ray_actor_options": {"num_cpus": 1},
     # Model replicas take long to start; give in-flight batches time to finish on rolling updates.

@@ -37,7 +37,7 @@ from serve.api_models import (
     RetrieveResponse,
 )
 from serve.configs import ICMAServingArgs
-from serve import auth
+from serve import admission, auth
 from serve.auth import KeyGuard
 from serve.errors import BadRequest, StageUnavailable
 
@@ -61,7 +61,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "ingress.auth is enabled and no or an unknown API key was sent."},
     429: {"model": ErrorResponse, "description": "This API key is over its rate limit; retry after Retry-After s."},
     501: {"model": ErrorResponse, "description": "This app was deployed without a generator."},
-    503: {"model": ErrorResponse, "description": "A stage is down or over its queue limit; retry after Retry-After s."},
+    503: {"model": ErrorResponse, "description": "The ingress is at its admission limit, or a stage is down or over its "
+          "queue limit; retry after Retry-After s."},
     504: {"model": ErrorResponse, "description": "A stage did not answer within the request timeout."},
 }
 
@@ -138,6 +139,39 @@ class _KeyCheck:
         await response(scope, receive, send)
 
 
+class _Admission:
+    """Pure ASGI middleware: admission control (serve/admission.py). Counts this replica's requests in flight and
+    answers 503 + Retry-After past the limit before the body is read or a stage is called, so a refusal costs
+    microseconds here and the admitted requests keep their latency. Inside _KeyCheck: only keyed callers count."""
+
+    def __init__(self, asgi_app: Any):
+        self.app = asgi_app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        gate, retry_after = admission.installed()  # set by ICMAIngress.__init__ (None: admission is off)
+        if gate is None or scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        path, root = scope.get("path", "/"), scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):] or "/"
+        kind = gate.kind(path)
+        refusal = gate.enter(kind)
+        if refusal is None:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                gate.leave(kind)
+            return
+        metrics = auth.installed()[1]
+        if metrics is not None:
+            metrics.refusal("admission")
+        response = JSONResponse({"detail": refusal.detail}, status_code=503, headers={"Retry-After": str(retry_after)})
+        await response(scope, receive, send)
+
+
+# Starlette runs the last-added middleware first: keys are checked, then admission.
+app.add_middleware(_Admission)
 app.add_middleware(_KeyCheck)
 
 
@@ -220,8 +254,8 @@ class _Metrics:
         )
         self._refusals = metrics.Counter(
             "icma_refusals",
-            description="Requests refused on purpose: auth, rate_limit, queue_full (a stage past its queue limit), "
-            "unavailable (a stage down), timeout.",
+            description="Requests refused on purpose: auth, rate_limit, admission (the ingress at its in-flight limit), "
+            "queue_full (a stage past its queue limit), unavailable (a stage down), timeout.",
             tag_keys=("reason",),
         )
         self._adapter = metrics.Counter(
@@ -284,6 +318,12 @@ class ICMAIngress:
         keys = ing.auth
         guard = KeyGuard.from_env(keys.keys_env, keys.admin_keys_env, keys.rate_per_s, keys.burst) if keys.enabled else None
         auth.install(guard, self._metrics)
+        from serve.builder import admission_limits
+
+        limits = admission_limits(self._cfg)
+        gate = admission.Gate(limits["api"], limits["generation"]) if ing.admission.enabled else None
+        admission.install(gate, self._retry_after)
+        self._admission = limits
         self._plan: tuple[str, dict] | None = None
         try:
             from serve.builder import plan_deployments
@@ -481,4 +521,4 @@ class ICMAIngress:
         generator = await self._call("generator", self._generator, "info") if self._generator is not None else None
         retriever = await self._call("retriever", self._retriever, "status")
         return JSONResponse({"config": _redacted(self._cfg.model_dump(mode="json")), "retriever": retriever,
-                             "generator": generator})
+                             "generator": generator, "admission_limits": self._admission})

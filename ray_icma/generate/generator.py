@@ -226,6 +226,61 @@ class Generator:
                     out[i] = Generation(text=text, n_prompt_tokens=lengths[i], n_new_tokens=n_new)
         return out  # type: ignore[return-value]
 
+    def load_adapter(self, name: str, path: str) -> None:
+        """Load one more LoRA adapter on the live base model (peft ``load_adapter``; no base reload).
+
+        The new adapter's weights are cast to the model's precision, exactly as the adapters given to
+        ``__init__`` are, so it answers as a generator built with it would. Waits for a running
+        ``generate`` call (the same lock), so a batch never sees a half-loaded adapter.
+
+        Raises:
+            ValueError: ``name`` is ``"base"`` or already loaded, or this generator merged its adapter.
+            FileNotFoundError: ``path`` has no ``adapter_config.json``.
+        """
+        from pathlib import Path
+
+        from peft import PeftModel
+
+        from ray_icma.precision import model_dtype
+
+        if name == BASE_MODEL:
+            raise ValueError(f"adapter name {BASE_MODEL!r} is reserved for the bare base model; rename it")
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"adapter {name!r}: {path} has no adapter_config.json (expected a peft LoRA dir)")
+        with self._lock:
+            if self.merged:
+                raise ValueError("this generator merged its adapter into the weights; it cannot load others")
+            if name in self.adapter_names:
+                raise ValueError(f"adapter {name!r} is already loaded; unload it first or use another name")
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(path, adapter_name=name, is_trainable=False, autocast_adapter_dtype=False)
+            else:  # the first adapter wraps the live base model (its weights stay where they are)
+                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name, is_trainable=False,
+                                                       autocast_adapter_dtype=False)
+            self.model = self.model.to(device=self.device, dtype=model_dtype(self.precision)).eval()
+            self.adapter_names.append(name)
+            if self.default_adapter is None:
+                self.default_adapter = name
+
+    def unload_adapter(self, name: str) -> None:
+        """Delete a loaded LoRA adapter from the base model (peft ``delete_adapter``); the base stays loaded.
+        Removing the last one unwraps the base model. Waits for a running ``generate`` call.
+
+        Raises:
+            ValueError: ``name`` is not loaded.
+        """
+        with self._lock:
+            if name not in self.adapter_names or self.merged:
+                loaded = ", ".join(self.adapter_names) or "none"
+                raise ValueError(f"adapter {name!r} is not loaded (loaded: {loaded})")
+            self.adapter_names.remove(name)
+            if self.adapter_names:
+                self.model.delete_adapter(name)
+            else:  # peft needs an active adapter to run: without any, back to the bare base model
+                self.model = self.model.unload()
+            if self.default_adapter == name:
+                self.default_adapter = self.adapter_names[0] if self.adapter_names else None
+
     # ------------------------------------------------------------------ internals
     @staticmethod
     def _check_settings(max_new_tokens: int, num_beams: int, temperature: float, batch_size: int) -> None:

@@ -32,7 +32,7 @@ def es_app(serve_instance, chebi20_pool_file, es_forwarder, es_index_name):
             "max_batch_size": 1,
             "device": "cpu",
             "max_new_tokens": 4,
-            # One request at a time, two waiting: the 4th concurrent caller must get 503 + Retry-After.
+            # One request at a time: the ingress admits one generation (its capacity), the others get 503 + Retry-After.
             "deployment_options": {"num_replicas": 1, "max_ongoing_requests": 1, "max_queued_requests": 2,
                                    "ray_actor_options": {"num_cpus": 0.2}},
         },
@@ -99,5 +99,5 @@ def test_past_the_queue_limit_is_503_with_retry_after_never_a_drop(es_app, chebi
     assert len(answers) == 12 and set(codes) <= {200, 503}, codes
     rejected = [a for a in answers if a.status_code == 503]
     assert rejected and codes.count(200) >= 1, codes
-    for a in rejected:
-        assert a.headers.get("Retry-After") and "queue limit" in a.json()["detail"], a.text
+    for a in rejected:  # refused by the ingress's admission check (limit = the Generator's capacity, 1 here)
+        assert a.headers.get("Retry-After") and "admission limit for generation" in a.json()["detail"], a.text
