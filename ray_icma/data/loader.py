@@ -6,8 +6,10 @@ and RDKit parses the SMILES. Anything else becomes a `Problem`; nothing is dropp
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from os import PathLike
 from pathlib import Path
+from typing import Any, Protocol
 
 from ray_icma.data.problems import (
     BAD_SMILES,
@@ -18,8 +20,9 @@ from ray_icma.data.problems import (
     DataError,
     LoadResult,
     Problem,
+    Rejected,
 )
-from ray_icma.data.readers import read_rows
+from ray_icma.data.readers import RawRow, read_rows
 from ray_icma.data.records import MoleculeRecord
 from ray_icma.data.smiles_check import smiles_error
 
@@ -33,6 +36,35 @@ def default_source(path: Path) -> str:
 
 def _short(smiles: str) -> str:
     return smiles if len(smiles) <= _SHOWN else smiles[:_SHOWN] + "..."
+
+
+class _RawRow(Protocol):
+    line: int
+    problem: tuple[str, str] | None
+
+
+def collect_rows(path: str, rows: Iterable[_RawRow], keep: Callable[[Any], Any], *, strict: bool) -> LoadResult:
+    """The one problem-collecting loop of every loader (molecule records here, property records in
+    ``ray_icma.property.records``).
+
+    Each raw row either carries its reader's ``problem``, or ``keep(row)`` turns it into a record
+    or a :class:`Rejected`. Problems are collected in file order; ``strict`` raises the first.
+
+    Raises:
+        DataError: ``strict`` and a bad row (its message is ``<file>:<line>: <what is wrong>``).
+    """
+    records: list = []
+    problems: list[Problem] = []
+    for row in rows:
+        outcome = Rejected(*row.problem) if row.problem is not None else keep(row)
+        if isinstance(outcome, Rejected):
+            problem = Problem(path, row.line, outcome.kind, outcome.message)
+            if strict:
+                raise DataError.from_problem(problem)
+            problems.append(problem)
+        else:
+            records.append(outcome)
+    return LoadResult(records=records, problems=problems, path=path)
 
 
 def load_records(
@@ -62,45 +94,29 @@ def load_records(
     """
     path = Path(path)
     fallback_source = source if source is not None else default_source(path)
-    shown_path = str(path)
-    records: list[MoleculeRecord] = []
-    problems: list[Problem] = []
     kept_at: dict[str, tuple[int, str, str]] = {}  # cid -> (line, smiles, text) of the kept row
 
-    def report(line: int, kind: str, message: str) -> None:
-        problem = Problem(shown_path, line, kind, message)
-        if strict:
-            raise DataError.from_problem(problem)
-        problems.append(problem)
-
-    for row in read_rows(path):
-        if row.problem is not None:
-            report(row.line, *row.problem)
-            continue
+    def keep(row: RawRow) -> MoleculeRecord | Rejected:
         cid, smiles, text = row.cid.strip(), row.smiles.strip(), row.text.strip()
         if not cid:
-            report(row.line, EMPTY_CID, "empty CID; every row needs its PubChem CID")
-            continue
+            return Rejected(EMPTY_CID, "empty CID; every row needs its PubChem CID")
         if not smiles:
-            report(row.line, EMPTY_SMILES, f"empty SMILES for CID {cid}")
-            continue
+            return Rejected(EMPTY_SMILES, f"empty SMILES for CID {cid}")
         if not text:
-            report(row.line, EMPTY_TEXT, f"empty description for CID {cid}")
-            continue
+            return Rejected(EMPTY_TEXT, f"empty description for CID {cid}")
         if cid in kept_at:
             first_line, first_smiles, first_text = kept_at[cid]
             if (first_smiles, first_text) == (smiles, text):
                 same = "an identical row"
             else:
                 same = "a different SMILES" if first_smiles != smiles else "a different description"
-            report(row.line, DUPLICATE_CID, f"duplicate CID {cid}: line {first_line} has it with {same}; that first row is kept")
-            continue
+            return Rejected(DUPLICATE_CID, f"duplicate CID {cid}: line {first_line} has it with {same}; that first row is kept")
         if validate_smiles:
             reason = smiles_error(smiles)
             if reason is not None:
-                report(row.line, BAD_SMILES, f"RDKit cannot parse SMILES {_short(smiles)!r} of CID {cid}: {reason}")
-                continue
+                return Rejected(BAD_SMILES, f"RDKit cannot parse SMILES {_short(smiles)!r} of CID {cid}: {reason}")
         kept_at[cid] = (row.line, smiles, text)
         row_source = source if source is not None else (row.source or fallback_source)
-        records.append(MoleculeRecord(cid=cid, smiles=smiles, text=text, source=row_source))
-    return LoadResult(records=records, problems=problems, path=shown_path)
+        return MoleculeRecord(cid=cid, smiles=smiles, text=text, source=row_source)
+
+    return collect_rows(str(path), read_rows(path), keep, strict=strict)

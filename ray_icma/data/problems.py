@@ -48,6 +48,14 @@ class Problem:
         return f"{self.location}: {self.message}"
 
 
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A row a loader's check turned down: the problem kind and what is wrong (no location yet)."""
+
+    kind: str
+    message: str
+
+
 class DataError(ValueError):
     """A file cannot be loaded (strict mode: its first bad row; any mode: unreadable file).
 

@@ -8,9 +8,10 @@ File-level failures (missing file, header without the needed columns) raise `Dat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ray_icma.data.problems import BAD_JSON, COLUMNS, ENCODING, DataError
 
@@ -144,27 +145,61 @@ def read_tsv(path: Path) -> Iterator[RawRow]:
         yield RawRow(number, fields[columns["cid"]], fields[columns["smiles"]], fields[columns["text"]])
 
 
-def read_jsonl(path: Path) -> Iterator[RawRow]:
-    """One JSON object per line with keys cid, smiles, text (source optional)."""
+def jsonl_objects(path: Path, needed: Sequence[str], needs: str) -> Iterator[tuple[int, dict[str, Any], tuple[str, str] | None]]:
+    """``(line, object, problem)`` per line of a JSONL file whose objects must hold ``needed`` keys.
+
+    A line that is not UTF-8, is empty, is not a JSON object or lacks a key comes with its
+    ``(kind, message)`` problem (and an empty object); ``needs`` ends the missing-key message
+    (e.g. ``"each line needs cid, smiles, text"``). Shared by every JSONL reader of the project.
+    """
     for number, raw in _lines(path):
         line, problem = _decode(raw)
-        if problem is not None:
-            yield RawRow(number, problem=problem)
+        if line is None:
+            yield number, {}, problem
             continue
         if line.strip() == "":
-            yield RawRow(number, problem=(BAD_JSON, "empty line; expected a JSON object with cid, smiles, text"))
+            yield number, {}, (BAD_JSON, f"empty line; expected a JSON object with {', '.join(needed)}")
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield RawRow(number, problem=(BAD_JSON, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            yield number, {}, (BAD_JSON, f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         if not isinstance(obj, dict):
-            yield RawRow(number, problem=(BAD_JSON, f"expected a JSON object, found {type(obj).__name__}"))
+            yield number, {}, (BAD_JSON, f"expected a JSON object, found {type(obj).__name__}")
             continue
-        missing = [k for k in ("cid", "smiles", "text") if k not in obj]
+        missing = [k for k in needed if k not in obj]
         if missing:
-            yield RawRow(number, problem=(COLUMNS, f"missing key(s) {', '.join(missing)}; each line needs cid, smiles, text"))
+            yield number, {}, (COLUMNS, f"missing key(s) {', '.join(missing)}; {needs}")
+            continue
+        yield number, obj, None
+
+
+def parquet_columns(path: Path, needed: Sequence[str], expected: str) -> tuple[dict[str, list], int]:
+    """A Parquet file's columns as lists, and its row count.
+
+    Raises:
+        DataError: unreadable, or a column of ``needed`` is missing (``expected`` ends the message).
+    """
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read as Parquet ({exc})") from exc
+    missing = [k for k in needed if k not in table.column_names]
+    if missing:
+        raise DataError(
+            f"{path}: Parquet file has no column(s) {', '.join(missing)} (has {', '.join(table.column_names)}); {expected}"
+        )
+    return table.to_pydict(), table.num_rows
+
+
+def read_jsonl(path: Path) -> Iterator[RawRow]:
+    """One JSON object per line with keys cid, smiles, text (source optional)."""
+    for number, obj, problem in jsonl_objects(path, ("cid", "smiles", "text"), "each line needs cid, smiles, text"):
+        if problem is not None:
+            yield RawRow(number, problem=problem)
             continue
         source = obj.get("source")
         yield RawRow(
@@ -181,21 +216,9 @@ def read_parquet(path: Path) -> Iterator[RawRow]:
 
     `RawRow.line` is the 1-based row number.
     """
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read as Parquet ({exc})") from exc
-    missing = [k for k in ("cid", "smiles", "text") if k not in table.column_names]
-    if missing:
-        raise DataError(
-            f"{path}: Parquet file has no column(s) {', '.join(missing)} "
-            f"(has {', '.join(table.column_names)}); expected cid, smiles, text"
-        )
-    data = table.to_pydict()
-    sources = data.get("source", [None] * table.num_rows)
-    for index in range(table.num_rows):
+    data, n_rows = parquet_columns(path, ("cid", "smiles", "text"), "expected cid, smiles, text")
+    sources = data.get("source", [None] * n_rows)
+    for index in range(n_rows):
         source = sources[index]
         yield RawRow(
             index + 1,

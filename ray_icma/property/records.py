@@ -22,7 +22,9 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Iterator
 
-from ray_icma.data.problems import BAD_JSON, BAD_SMILES, COLUMNS, EMPTY_SMILES, ENCODING, DataError, LoadResult, Problem
+from ray_icma.data.loader import collect_rows
+from ray_icma.data.problems import BAD_SMILES, COLUMNS, EMPTY_SMILES, DataError, LoadResult, Rejected
+from ray_icma.data.readers import jsonl_objects, parquet_columns
 from ray_icma.property.datasets import PropertySet, get_set
 
 __all__ = ["PropertyRecord", "load_property_file", "write_property_records", "BAD_LABEL", "NO_LABEL", "DUPLICATE_ID"]
@@ -126,39 +128,14 @@ def _read_table_rows(path: Path, spec: PropertySet) -> Iterator[_Raw]:
     """JSONL (one object a line) or Parquet (row number as line) with id, smiles, label columns."""
     needed = ("id", "smiles", *spec.labels)
     if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:
-            raise DataError(f"{path}: cannot read as Parquet ({exc})") from exc
-        missing = [c for c in needed if c not in table.column_names]
-        if missing:
-            raise DataError(f"{path}: Parquet file has no column(s) {', '.join(missing)}; {spec.name} needs id, smiles, {', '.join(spec.labels)}")
-        data = table.to_pydict()
-        for i in range(table.num_rows):
+        data, n_rows = parquet_columns(path, needed, f"{spec.name} needs id, smiles, {', '.join(spec.labels)}")
+        for i in range(n_rows):
             yield _Raw(i + 1, str(data["id"][i] or ""), str(data["smiles"][i] or ""), {c: data[c][i] for c in spec.labels},
-                       source=(data.get("source") or [None] * table.num_rows)[i])
+                       source=(data.get("source") or [None] * n_rows)[i])
         return
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield _Raw(number, problem=(ENCODING, f"not valid UTF-8: byte 0x{raw[exc.start:exc.start + 1].hex()}; re-save the file as UTF-8"))
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield _Raw(number, problem=(BAD_JSON, f"not valid JSON ({exc.msg} at column {exc.colno})"))
-            continue
-        if not isinstance(obj, dict):
-            yield _Raw(number, problem=(BAD_JSON, f"expected a JSON object, found {type(obj).__name__}"))
-            continue
-        missing = [c for c in needed if c not in obj]
-        if missing:
-            yield _Raw(number, problem=(COLUMNS, f"missing key(s) {', '.join(missing)}; {spec.name} rows need id, smiles and every label"))
+    for number, obj, problem in jsonl_objects(path, needed, f"{spec.name} rows need id, smiles and every label"):
+        if problem is not None:
+            yield _Raw(number, problem=problem)
             continue
         yield _Raw(number, str(obj["id"] if obj["id"] is not None else ""), str(obj["smiles"] or ""), {c: obj[c] for c in spec.labels},
                    source=obj.get("source"))
@@ -201,53 +178,33 @@ def load_property_file(
     else:
         raise DataError(f"{path}: unknown file type {suffix or '(no extension)'!r}; use .csv, .jsonl or .parquet")
     fallback = source or f"{spec.name}/{path.stem}"
-    records: list[PropertyRecord] = []
-    problems: list[Problem] = []
     seen: dict[str, int] = {}
 
-    def report(line: int, kind: str, message: str) -> None:
-        problem = Problem(str(path), line, kind, message)
-        if strict:
-            raise DataError.from_problem(problem)
-        problems.append(problem)
-
-    for row in rows:
-        if row.problem is not None:
-            report(row.line, *row.problem)
-            continue
+    def keep(row: _Raw) -> PropertyRecord | Rejected:
         smiles, rid = row.smiles.strip(), row.id.strip()
         if not rid:
-            report(row.line, COLUMNS, "empty id; every row needs a unique id")
-            continue
+            return Rejected(COLUMNS, "empty id; every row needs a unique id")
         if rid in seen:
-            report(row.line, DUPLICATE_ID, f"duplicate id {rid}: line {seen[rid]} has it; that first row is kept")
-            continue
+            return Rejected(DUPLICATE_ID, f"duplicate id {rid}: line {seen[rid]} has it; that first row is kept")
         if not smiles:
-            report(row.line, EMPTY_SMILES, f"empty SMILES (row {rid})")
-            continue
+            return Rejected(EMPTY_SMILES, f"empty SMILES (row {rid})")
         labels: list[int | None] = []
-        bad = None
         for column in spec.labels:
             value, ok = _label(row.cells[column])
             if not ok:
-                bad = (column, row.cells[column])
-                break
+                return Rejected(BAD_LABEL, f"label {column} is {str(row.cells[column])!r}; expected 0, 1 or empty (not measured)")
             labels.append(value)
-        if bad is not None:
-            report(row.line, BAD_LABEL, f"label {bad[0]} is {str(bad[1])!r}; expected 0, 1 or empty (not measured)")
-            continue
         if all(v is None for v in labels):
-            report(row.line, NO_LABEL, f"no known label (all of {', '.join(spec.labels[:3])}{'...' if spec.n_labels > 3 else ''} empty)")
-            continue
+            return Rejected(NO_LABEL, f"no known label (all of {', '.join(spec.labels[:3])}{'...' if spec.n_labels > 3 else ''} empty)")
         if validate_smiles:
             reason = smiles_error(smiles)
             if reason is not None:
                 shown = smiles if len(smiles) <= _SHOWN else smiles[:_SHOWN] + "..."
-                report(row.line, BAD_SMILES, f"RDKit cannot parse SMILES {shown!r}: {reason}")
-                continue
+                return Rejected(BAD_SMILES, f"RDKit cannot parse SMILES {shown!r}: {reason}")
         seen[rid] = row.line
-        records.append(PropertyRecord(rid, smiles, tuple(labels), str(row.source or fallback)))
-    return LoadResult(records=records, problems=problems, path=str(path))  # type: ignore[arg-type]
+        return PropertyRecord(rid, smiles, tuple(labels), str(row.source or fallback))
+
+    return collect_rows(str(path), rows, keep, strict=strict)
 
 
 def write_property_records(records: list[PropertyRecord], path: str | PathLike[str], dataset: str | PropertySet) -> Path:
