@@ -6,19 +6,20 @@
 # (scripts/k8s_default_sa.sh / the tests create them). Prints the kubeconfig path.
 # Idempotent: a control plane already answering with this kubeconfig is reused.
 #   KUBECONFIG=$(bash scripts/start_k8s.sh) kubectl get ns
-set -euo pipefail
-K8S_HOME="${RAY_ICMA_HOME:-$HOME/.cache/ray-icma}/k8s"
+source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
+K8S_HOME="$ICMA_HOME/k8s"
 BIN="$K8S_HOME/bin"
 PORT="${RAY_ICMA_K8S_PORT:-6444}"
 RUN="$K8S_HOME/run-$PORT"
 KINE_PORT=$((PORT + 1000))            # 7444: etcd API; +1 its metrics
 OP_METRICS=$((PORT + 1002)); OP_HEALTH=$((PORT + 1003))
 KUBECONFIG_FILE="$RUN/kubeconfig"
-log() { printf '[start_k8s] %s\n' "$*" >&2; }
+log() { icma_log "$@"; }
 ready() { [ -f "$KUBECONFIG_FILE" ] && curl -ksf -m 3 -H "Authorization: Bearer $(cat "$RUN/token")" "https://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; }
 op_ready() { curl -sf -m 2 "http://127.0.0.1:$OP_HEALTH/readyz" >/dev/null 2>&1; }
-alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
-if ready && op_ready; then echo "$KUBECONFIG_FILE"; exit 0; fi
+alive() { icma_alive "$RUN/$1.pid"; }
+up() { ready && op_ready; }
+icma_reuse "$KUBECONFIG_FILE" up
 for b in kube-apiserver kine ray-operator; do
   [ -x "$BIN/$b" ] || { log "$BIN/$b missing: run scripts/build_k8s.sh (or scripts/setup.sh)"; exit 1; }
 done
@@ -35,16 +36,16 @@ chmod 600 "$RUN/token" "$RUN/tokens.csv" "$RUN/sa.key"
 # ---- kine (SQLite) --------------------------------------------------------------------------------
 if ! alive kine; then
   rm -f "$RUN"/state.db*          # a fresh control plane: nothing left from an earlier run
-  nohup "$BIN/kine" --listen-address "tcp://127.0.0.1:$KINE_PORT" \
+  icma_spawn "$RUN/kine.pid" "$RUN/logs/kine.log" \
+    "$BIN/kine" --listen-address "tcp://127.0.0.1:$KINE_PORT" \
     --metrics-bind-address "127.0.0.1:$((KINE_PORT + 1))" \
-    --endpoint "sqlite://$RUN/state.db?_journal=WAL&cache=shared&_busy_timeout=30000" \
-    > "$RUN/logs/kine.log" 2>&1 &
-  echo $! > "$RUN/kine.pid"
+    --endpoint "sqlite://$RUN/state.db?_journal=WAL&cache=shared&_busy_timeout=30000"
 fi
 
 # ---- kube-apiserver -------------------------------------------------------------------------------
 if ! alive kube-apiserver; then
-  nohup "$BIN/kube-apiserver" \
+  icma_spawn "$RUN/kube-apiserver.pid" "$RUN/logs/kube-apiserver.log" \
+    "$BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$KINE_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$PORT" \
     --cert-dir "$RUN/certs" \
@@ -54,9 +55,7 @@ if ! alive kube-apiserver; then
     --service-account-key-file "$RUN/sa.pub" --service-account-signing-key-file "$RUN/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
     --enable-priority-and-fairness=false --profiling=false \
-    --endpoint-reconciler-type none \
-    > "$RUN/logs/kube-apiserver.log" 2>&1 &
-  echo $! > "$RUN/kube-apiserver.pid"
+    --endpoint-reconciler-type none
 fi
 cat > "$KUBECONFIG_FILE" <<EOF
 apiVersion: v1
@@ -73,28 +72,18 @@ contexts:
 current-context: icma-local
 EOF
 chmod 600 "$KUBECONFIG_FILE"
-for _ in $(seq 1 120); do
-  ready && break
-  alive kube-apiserver || { log "kube-apiserver exited:"; tail -n 30 "$RUN/logs/kube-apiserver.log" >&2; exit 1; }
-  sleep 1
-done
-ready || { log "kube-apiserver not ready on :$PORT within 120 s"; tail -n 30 "$RUN/logs/kube-apiserver.log" >&2; exit 1; }
+icma_await 120 "kube-apiserver on :$PORT" "$RUN/logs/kube-apiserver.log" ready alive kube-apiserver
 log "kube-apiserver ready in $(( $(date +%s) - t0 )) s"
 
 # ---- KubeRay operator (out of cluster, its own ports, no leader election) -------------------------
 if ! alive ray-operator; then
   # its CRDs must exist before it starts watching them
-  KUBECONFIG="$KUBECONFIG_FILE" bash "$(dirname "${BASH_SOURCE[0]}")/k8s_crds.sh" >&2
-  KUBECONFIG="$KUBECONFIG_FILE" nohup "$BIN/ray-operator" --enable-leader-election=false \
+  KUBECONFIG="$KUBECONFIG_FILE" bash "$ICMA_ROOT/scripts/k8s_crds.sh" >&2
+  KUBECONFIG="$KUBECONFIG_FILE" icma_spawn "$RUN/ray-operator.pid" "$RUN/logs/ray-operator.log" \
+    "$BIN/ray-operator" --enable-leader-election=false \
     --metrics-addr "127.0.0.1:$OP_METRICS" --health-probe-bind-address "127.0.0.1:$OP_HEALTH" \
-    --log-stdout-encoder console > "$RUN/logs/ray-operator.log" 2>&1 &
-  echo $! > "$RUN/ray-operator.pid"
+    --log-stdout-encoder console
 fi
-for _ in $(seq 1 90); do
-  op_ready && break
-  alive ray-operator || { log "ray-operator exited:"; tail -n 30 "$RUN/logs/ray-operator.log" >&2; exit 1; }
-  sleep 1
-done
-op_ready || { log "ray-operator not ready within 90 s"; tail -n 30 "$RUN/logs/ray-operator.log" >&2; exit 1; }
+icma_await 90 "ray-operator" "$RUN/logs/ray-operator.log" op_ready alive ray-operator
 log "control plane up in $(( $(date +%s) - t0 )) s (logs: $RUN/logs)"
 echo "$KUBECONFIG_FILE"

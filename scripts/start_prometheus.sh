@@ -4,38 +4,29 @@
 # the recording/alerting rules of cluster/monitoring/. Prints the URL. Idempotent: a Prometheus already
 # answering on the port is reused.
 #   bash scripts/start_prometheus.sh        # -> http://127.0.0.1:9091
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-HOME_DIR="${RAY_ICMA_HOME:-$HOME/.cache/ray-icma}"
+source "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
 PORT="${RAY_ICMA_PROMETHEUS_PORT:-9091}"
 URL="http://127.0.0.1:$PORT"
 SD_FILE="${RAY_ICMA_RAY_SD_FILE:-/tmp/ray/prom_metrics_service_discovery.json}"
 ready() { curl -fsS -m 2 "$URL/-/ready" >/dev/null 2>&1; }
-if ready; then echo "$URL"; exit 0; fi
+icma_reuse "$URL" ready
 PROM="$(command -v prometheus || true)"
 [ -n "$PROM" ] || { echo "prometheus is not installed: run scripts/setup.sh (apt-get install prometheus)" >&2; exit 1; }
-RUN="$HOME_DIR/prometheus-$PORT"; mkdir -p "$RUN/data"
+RUN="$ICMA_HOME/prometheus-$PORT"; mkdir -p "$RUN/data"
 cat > "$RUN/prometheus.yml" <<YAML
 global:
   scrape_interval: 2s          # test setting: series show up within seconds (production: 15s)
   evaluation_interval: 2s
 rule_files:
-  - $ROOT/cluster/monitoring/rules.yml
+  - $ICMA_ROOT/cluster/monitoring/rules.yml
 scrape_configs:
   - job_name: ray
     file_sd_configs:
       - files: ['$SD_FILE']
         refresh_interval: 5s
 YAML
-nohup "$PROM" --config.file="$RUN/prometheus.yml" --storage.tsdb.path="$RUN/data" \
-  --storage.tsdb.retention.time=1d --web.listen-address="127.0.0.1:$PORT" \
-  >"$RUN/prometheus.log" 2>&1 &
-echo $! > "$RUN/prometheus.pid"
-for _ in $(seq 1 60); do
-  if ready; then echo "$URL"; exit 0; fi
-  kill -0 "$(cat "$RUN/prometheus.pid")" 2>/dev/null || break
-  sleep 1
-done
-echo "Prometheus did not become ready on $URL; log: $RUN/prometheus.log" >&2
-tail -n 20 "$RUN/prometheus.log" >&2 || true
-exit 1
+icma_spawn "$RUN/prometheus.pid" "$RUN/prometheus.log" \
+  "$PROM" --config.file="$RUN/prometheus.yml" --storage.tsdb.path="$RUN/data" \
+  --storage.tsdb.retention.time=1d --web.listen-address="127.0.0.1:$PORT"
+icma_await 60 "Prometheus on $URL" "$RUN/prometheus.log" ready icma_alive "$RUN/prometheus.pid"
+echo "$URL"
