@@ -157,9 +157,9 @@ def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
     return {"reps": reps, "tokens_per_s_ratio": wall, "tokens_per_cpu_s_ratio": cpu, "precision": precision, "steps": steps}
 
 
-def _gen_once(gen, prompts: list[str], batch: int, max_new: int) -> dict:
+def _gen_once(gen, prompts: list[str], batch: int, max_new: int, stop: bool = True) -> dict:
     start, cpu_start = time.perf_counter(), time.process_time()
-    outs = gen.generate_detailed(prompts, max_new_tokens=max_new, batch_size=batch, stop=STOP)
+    outs = gen.generate_detailed(prompts, max_new_tokens=max_new, batch_size=batch, stop=STOP if stop else None)
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start  # all threads: the fairer figure when the cores are shared
     prompt_tokens = sum(o.n_prompt_tokens for o in outs)
@@ -185,7 +185,7 @@ def child_gen(args: argparse.Namespace) -> dict:
     prompts = json.loads(Path(args.prompts).read_text())
     gen = _generator(args)
     gen.generate(prompts[:1], max_new_tokens=2)  # warm-up: allocations, kernel selection
-    runs = [_gen_once(gen, prompts, b, args.max_new) for b in ([1] if args.side == "old" else [1, args.batch])]
+    runs = [_gen_once(gen, prompts, b, args.max_new, stop=not args.no_stop) for b in ([1] if args.side == "old" else [1, args.batch])]
     return {"runs": runs, "peak_rss_mb": _peak_rss_mb(), "kernels": getattr(gen, "kernels", "fp32 (today's path logs nothing)")}
 
 
@@ -341,6 +341,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=16, help="fast path generation batch")
     parser.add_argument("--gen-prompts", type=int, default=16)
     parser.add_argument("--max-new", type=int, default=32, help="new tokens per prompt in the gen part")
+    parser.add_argument("--no-stop", action="store_true",
+                        help="gen part: no stop string, every prompt gets --max-new tokens on both sides (the same decode work)")
     parser.add_argument("--eval-queries", type=int, default=200)
     parser.add_argument("--eval-max-new", type=int, default=48)
     parser.add_argument("--inproc-steps", type=int, default=3, help="steps per side per rep in the train-inproc part")
@@ -405,7 +407,7 @@ def main() -> int:
     if "gen" in parts:
         reps = []
         for rep in range(args.reps):
-            row = {side: _spawn(args, "gen", side, trees[side], common + ["--prompts", gen_prompts, "--max-new", str(args.max_new)], work)
+            row = {side: _spawn(args, "gen", side, trees[side], common + ["--prompts", gen_prompts, "--max-new", str(args.max_new)] + (["--no-stop"] if args.no_stop else []), work)
                    for side in ("old", "new")}
             old1, new1, newb = row["old"]["runs"][0], row["new"]["runs"][0], row["new"]["runs"][1]
             say(f"gen rep {rep}: old b1 {old1['total_tokens_per_s']:.0f} tok/s ({old1['prompt_tokens_per_s']:.0f} prompt + "
