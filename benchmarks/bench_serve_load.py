@@ -165,7 +165,9 @@ def _spread(values: list[float]) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, default=8125)
-    p.add_argument("--clients", type=int, default=20, help="closed-loop concurrency of the saturation runs")
+    p.add_argument("--clients", type=int, default=12,
+                   help="closed-loop concurrency of the saturation runs; keep it below the ingress's admission limit "
+                        "(max_in_flight, default 16), else the closed loop measures refusals, not saturation")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per oha run")
     p.add_argument("--reps", type=int, default=3, help="repetitions of every run")
     p.add_argument("--tool", default=None, help="path of the load generator (oha preferred, else hey)")
@@ -252,7 +254,7 @@ def main() -> int:
         f"- like for like: the no-op ingress gets the app ingress's options: `{json.dumps({k: v for k, v in app_ingress.items() if k not in ('user_config', 'name')})}`",
         f"- admission (serve/admission.py): ingress.admission.max_in_flight = "
         f"{ICMAServingArgs.model_validate(_icma_args('ingress', a.max_in_flight)).ingress.admission.max_in_flight} "
-        "requests per ingress replica, past it 503 + Retry-After from the ingress's middleware",
+        "requests per ingress replica; Serve's proxy refuses past it (503 + Retry-After) after a queue of 1/4 of it",
         f"- every figure: median (min-max) of {a.reps} runs of {a.duration:g} s; raw load-generator output in benchmarks/results/serve_load_raw/",
         "",
         "## Saturation (closed loop) and placement",

@@ -129,22 +129,18 @@ def admission_limits(cfg: ICMAServingArgs) -> dict[str, int | None]:
 
 
 def ingress_options(cfg: ICMAServingArgs) -> dict[str, Any]:
-    """The ingress's options. Its Serve limits follow `ingress.admission.max_in_flight` (L): max_ongoing_requests 2L,
-    so requests past L reach the admission check and are refused at once instead of waiting in the proxy;
-    max_queued_requests L (a burst buffer while refusals are written); autoscaling target L/2, below the cap."""
+    """The ingress's options. Its Serve limits follow `ingress.admission.max_in_flight` (L): max_ongoing_requests L and
+    max_queued_requests L/4, so past L the proxy refuses at once (503 + Retry-After, no hop to a replica: measured as
+    the cheapest refusal, benchmarks/results/serve_load.md) after a short queue; autoscaling target L/2, below the cap.
+    Generation requests are capped lower by the ingress's own check (serve/admission.py, `generation_limit`)."""
     from serve.ingress import ICMAIngress
 
     limit = cfg.ingress.admission.max_in_flight
-    derived = {"max_ongoing_requests": 2 * limit, "max_queued_requests": limit,
+    derived = {"max_ongoing_requests": limit, "max_queued_requests": max(1, limit // 4),
                "autoscaling_config": {"target_ongoing_requests": max(1, limit // 2)}}
     opts = merge_deployment_options(
         DEFAULT_INGRESS_OPTIONS, derived, ICMAIngress.get_deployment_options(cfg), cfg.ingress.deployment_options
     )
-    if cfg.ingress.admission.enabled and opts["max_ongoing_requests"] <= limit:
-        raise ValueError(
-            f"ingress.deployment_options.max_ongoing_requests ({opts['max_ongoing_requests']}) must be above "
-            f"ingress.admission.max_in_flight ({limit}): otherwise Serve queues requests before admission can refuse them"
-        )
     if cfg.retriever.placement == "ingress":
         opts["user_config"] = {"retriever": cfg.retriever.user_config()}
     return _finish("ICMAIngress", opts)

@@ -240,17 +240,18 @@ class AuthConfig(_Strict):
 
 
 class AdmissionConfig(_Strict):
-    """Admission control in the ingress (serve/admission.py): past a limit of requests in flight on an ingress replica,
-    a request is answered 503 + Retry-After at once, before its body is read or any stage works on it. The ingress's
-    and the Generator's Serve queue options are derived from these limits (serve.builder), so Serve never queues what
-    admission would refuse nor refuses what it admitted."""
+    """Admission control at the ingress: past a limit of requests in flight on an ingress replica, a request is answered
+    503 + Retry-After at once, before its body is read or any stage works on it: generation requests by the ingress's
+    own check (serve/admission.py), all API requests by Serve's proxy with options derived from the same limit
+    (serve.builder), so Serve never queues much more than admission lets in nor refuses what it admitted."""
 
     enabled: bool = Field(default=True, description="Refuse past the limits below (false: Serve's own queue limits only).")
     max_in_flight: int = Field(
-        default=32, ge=1, le=4096,
-        description="API requests (/v1/*) in flight per ingress replica. Derived from it unless deployment_options set "
-        "them: the ingress's max_ongoing_requests = 2x (room for refusals to reach the check), max_queued_requests = 1x, "
-        "autoscaling target_ongoing_requests = 1/2x.",
+        default=16, ge=1, le=4096,
+        description="API requests (/v1/*) in flight per ingress replica (16: measured in benchmarks/results/serve_load.md; "
+        "32 let the 2x-overload latency grow 3x). Serve enforces it in the proxy, the cheapest refusal: the ingress's "
+        "max_ongoing_requests = this, max_queued_requests = 1/4 of it, autoscaling target_ongoing_requests = 1/2 of it "
+        "(unless deployment_options set them; the ingress's own check then refuses past this limit).",
     )
     max_generations_in_flight: int | None = Field(
         default=None, ge=1, le=4096,

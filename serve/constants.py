@@ -23,9 +23,9 @@ BACKPRESSURE_RETRY_AFTER_S = 1
 
 DEFAULT_INGRESS_OPTIONS: dict[str, Any] = {
     # max_ongoing_requests, max_queued_requests and the autoscaling target come from ingress.admission.max_in_flight
-    # (serve.builder.ingress_options): the ingress's own admission check refuses past it at once (503 + Retry-After),
-    # and Serve's limits sit above it so the proxy does not queue what admission would refuse. A deep proxy queue
-    # only turned overload into multi-second latencies in the 2x-rate benchmark (benchmarks/results/serve_load.md).
+    # (serve.builder.ingress_options): past it Serve's proxy refuses (503 + Retry-After) after a queue of 1/4 of it.
+    # A deep proxy queue (64) turned overload into multi-second latencies, and refusals written by the ingress replica
+    # cost the 2-core box its goodput, in the 2x-rate benchmark (benchmarks/results/serve_load.md).
     "backpressure_config": {"status_code": 503, "retry_after_s": BACKPRESSURE_RETRY_AFTER_S},
     "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1},
     "ray_actor_options": {"num_cpus": 0.5},

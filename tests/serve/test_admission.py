@@ -54,28 +54,32 @@ def test_serve_queue_limits_follow_the_admission_limits(chebi20_pool_file):
     plan = plan_deployments(args)
     limits = admission_limits(ICMAServingArgs.model_validate(args))
     ingress, gen = plan["ICMAIngress"], plan["Generator"]
-    # requests past the limit must reach the check (Serve admits 2x), the proxy buffers 1x
-    assert (ingress["max_ongoing_requests"], ingress["max_queued_requests"]) == (40, 20)
+    # Serve's proxy caps the API at the limit after a short queue (the cheapest refusal)
+    assert (ingress["max_ongoing_requests"], ingress["max_queued_requests"]) == (20, 5)
     assert limits["api"] == 20
     # generation: the Generator's capacity (max_ongoing 4 = max(2 batches of 1, 4), one replica); its queue holds the same
     assert limits["generation"] == gen["max_ongoing_requests"] * 1 == 4 == gen["max_queued_requests"]
     auto = plan_deployments({**_args(chebi20_pool_file), "generator": {"model": "m", "max_batch_size": 4}, "ingress": {}})
     assert auto["Generator"]["max_queued_requests"] == 8 * 2  # max_ongoing 8 x max_replicas 2
-    assert auto["ICMAIngress"]["autoscaling_config"]["target_ongoing_requests"] == 16  # below the cap of 32
+    assert auto["ICMAIngress"]["autoscaling_config"]["target_ongoing_requests"] == 8  # below the default cap of 16
     explicit = _args(chebi20_pool_file, admission={"max_generations_in_flight": 3})
     assert admission_limits(ICMAServingArgs.model_validate(explicit))["generation"] == 3
     assert plan_deployments(explicit)["Generator"]["max_queued_requests"] == 3
     off = _args(chebi20_pool_file, admission={"enabled": False})
     assert admission_limits(ICMAServingArgs.model_validate(off)) == {"api": None, "generation": None}
-    bad = _args(chebi20_pool_file, admission={"max_in_flight": 64})
-    bad["ingress"]["deployment_options"]["max_ongoing_requests"] = 64
-    with pytest.raises(ValueError, match="must be above ingress.admission.max_in_flight"):
-        plan_deployments(bad)
+    user = _args(chebi20_pool_file, admission={"max_in_flight": 8})
+    user["ingress"]["deployment_options"]["max_ongoing_requests"] = 64  # the user's override wins (the check caps at 8)
+    assert plan_deployments(user)["ICMAIngress"]["max_ongoing_requests"] == 64
+
+
+def _flood_args(pool_file) -> dict:
+    """API limit well above the flood, so every request of it reaches the ingress's generation check."""
+    return _args(pool_file, admission={"max_in_flight": 64})
 
 
 @pytest.fixture(scope="module")
 def admission_app(serve_instance, chebi20_pool_file):
-    url = deploy(serve_instance, _args(chebi20_pool_file), NAME, PREFIX)
+    url = deploy(serve_instance, _flood_args(chebi20_pool_file), NAME, PREFIX)
     yield url
     serve_instance.delete(NAME)
 
@@ -86,7 +90,7 @@ def test_a_flood_past_the_generation_limit_is_refused_at_once(admission_app, che
     from serve.builder import admission_limits
     from serve.configs import ICMAServingArgs
 
-    limit = admission_limits(ICMAServingArgs.model_validate(_args(chebi20_pool_file)))["generation"]
+    limit = admission_limits(ICMAServingArgs.model_validate(_flood_args(chebi20_pool_file)))["generation"]
     flood = 4 * limit
     smiles = [r.smiles for r in load_records(chebi20_test_file).records[:flood]]
     start = threading.Barrier(flood)
