@@ -254,7 +254,8 @@ def main() -> int:
         f"- like for like: the no-op ingress gets the app ingress's options: `{json.dumps({k: v for k, v in app_ingress.items() if k not in ('user_config', 'name')})}`",
         f"- admission (serve/admission.py): ingress.admission.max_in_flight = "
         f"{ICMAServingArgs.model_validate(_icma_args('ingress', a.max_in_flight)).ingress.admission.max_in_flight} "
-        "requests per ingress replica; Serve's proxy refuses past it (503 + Retry-After) after a queue of 1/4 of it",
+        f"requests per ingress replica; Serve's proxy refuses past it (503 + Retry-After) after a queue of "
+        f"{app_ingress.get('max_queued_requests')}",
         f"- every figure: median (min-max) of {a.reps} runs of {a.duration:g} s; raw load-generator output in benchmarks/results/serve_load_raw/",
         "",
         "## Saturation (closed loop) and placement",

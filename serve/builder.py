@@ -130,13 +130,15 @@ def admission_limits(cfg: ICMAServingArgs) -> dict[str, int | None]:
 
 def ingress_options(cfg: ICMAServingArgs) -> dict[str, Any]:
     """The ingress's options. Its Serve limits follow `ingress.admission.max_in_flight` (L): max_ongoing_requests L and
-    max_queued_requests L/4, so past L the proxy refuses at once (503 + Retry-After, no hop to a replica: measured as
+    max_queued_requests L, so past 2L the proxy refuses at once (503 + Retry-After, no hop to a replica: measured as
     the cheapest refusal, benchmarks/results/serve_load.md) after a short queue; autoscaling target L/2, below the cap.
     Generation requests are capped lower by the ingress's own check (serve/admission.py, `generation_limit`)."""
     from serve.ingress import ICMAIngress
 
     limit = cfg.ingress.admission.max_in_flight
-    derived = {"max_ongoing_requests": limit, "max_queued_requests": max(1, limit // 4),
+    # Serve's router refuses every simultaneous arrival past max_queued_requests, even with a free replica (they all
+    # count as queued while being assigned): a queue of 1/4 of the limit refused a burst of 12 on an idle app.
+    derived = {"max_ongoing_requests": limit, "max_queued_requests": limit,
                "autoscaling_config": {"target_ongoing_requests": max(1, limit // 2)}}
     opts = merge_deployment_options(
         DEFAULT_INGRESS_OPTIONS, derived, ICMAIngress.get_deployment_options(cfg), cfg.ingress.deployment_options

@@ -250,7 +250,7 @@ class AdmissionConfig(_Strict):
         default=16, ge=1, le=4096,
         description="API requests (/v1/*) in flight per ingress replica (16: measured in benchmarks/results/serve_load.md; "
         "32 let the 2x-overload latency grow 3x). Serve enforces it in the proxy, the cheapest refusal: the ingress's "
-        "max_ongoing_requests = this, max_queued_requests = 1/4 of it, autoscaling target_ongoing_requests = 1/2 of it "
+        "max_ongoing_requests = this, max_queued_requests = this (a burst buffer), autoscaling target_ongoing_requests = 1/2 "
         "(unless deployment_options set them; the ingress's own check then refuses past this limit).",
     )
     max_generations_in_flight: int | None = Field(

@@ -23,7 +23,7 @@ BACKPRESSURE_RETRY_AFTER_S = 1
 
 DEFAULT_INGRESS_OPTIONS: dict[str, Any] = {
     # max_ongoing_requests, max_queued_requests and the autoscaling target come from ingress.admission.max_in_flight
-    # (serve.builder.ingress_options): past it Serve's proxy refuses (503 + Retry-After) after a queue of 1/4 of it.
+    # (serve.builder.ingress_options): past it Serve's proxy refuses (503 + Retry-After) after a queue of the same size.
     # A deep proxy queue (64) turned overload into multi-second latencies, and refusals written by the ingress replica
     # cost the 2-core box its goodput, in the 2x-rate benchmark (benchmarks/results/serve_load.md).
     "backpressure_config": {"status_code": 503, "retry_after_s": BACKPRESSURE_RETRY_AFTER_S},

@@ -55,7 +55,7 @@ def test_serve_queue_limits_follow_the_admission_limits(chebi20_pool_file):
     limits = admission_limits(ICMAServingArgs.model_validate(args))
     ingress, gen = plan["ICMAIngress"], plan["Generator"]
     # Serve's proxy caps the API at the limit after a short queue (the cheapest refusal)
-    assert (ingress["max_ongoing_requests"], ingress["max_queued_requests"]) == (20, 5)
+    assert (ingress["max_ongoing_requests"], ingress["max_queued_requests"]) == (20, 20)
     assert limits["api"] == 20
     # generation: the Generator's capacity (max_ongoing 4 = max(2 batches of 1, 4), one replica); its queue holds the same
     assert limits["generation"] == gen["max_ongoing_requests"] * 1 == 4 == gen["max_queued_requests"]
