@@ -82,6 +82,7 @@ def test_serve_plan_validates_and_every_gpu_ask_has_a_gpu_group(rendered):
     """Build the app's deployment plan exactly as Serve would on the head (builder + the config's
     deployments[] overrides), under the head's env, validate it with Ray's DeploymentSchema and
     AutoscalingConfig, and place every replica: a GPU ask needs a GPU worker group."""
+    from serve.configs import AdmissionConfig
     from serve.plan import plan_application, validate_plan
 
     name, docs = rendered
@@ -101,6 +102,13 @@ def test_serve_plan_validates_and_every_gpu_ask_has_a_gpu_group(rendered):
             auto = options.get("autoscaling_config")
             if auto:
                 assert auto["min_replicas"] <= auto["max_replicas"]
+        # the ingress's Serve limits agree with its admission limit: Serve's proxy refuses past it (the cheap
+        # refusal), and the autoscaler's target is reachable below it
+        limit = (app["args"].get("ingress", {}).get("admission") or {}).get("max_in_flight", AdmissionConfig().max_in_flight)
+        ingress = plan["ICMAIngress"]
+        assert ingress["max_ongoing_requests"] == limit, f"{name}: ingress max_ongoing_requests {ingress['max_ongoing_requests']} != admission.max_in_flight {limit}"
+        target = (ingress.get("autoscaling_config") or {}).get("target_ongoing_requests")
+        assert target is None or target < limit, f"{name}: ingress autoscaling target {target} is never reached below the admission limit {limit}"
         generator = app["args"]["generator"]
         if generator.get("device") == "cuda":
             assert gpus and plan["Generator"]["ray_actor_options"].get("num_gpus", 0) >= 1, f"{name}: a cuda Generator without a GPU"
