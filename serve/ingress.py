@@ -113,6 +113,14 @@ def _serve_request_id() -> str | None:
         return None
 
 
+def _route_path(scope: dict) -> str:
+    """The request's path within the app (the proxy's route prefix, ``root_path``, removed)."""
+    path, root = scope.get("path", "/"), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):] or "/"
+    return path
+
+
 class _KeyCheck:
     """Pure ASGI middleware (no BaseHTTPMiddleware: ~1 ms a request here): API key and per-key rate limit
     before the body is read, so an unauthenticated caller never reaches validation or a stage."""
@@ -125,9 +133,7 @@ class _KeyCheck:
         if guard is None or scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        path, root = scope.get("path", "/"), scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root):] or "/"
+        path = _route_path(scope)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         verdict = guard.check(path, headers)
         if verdict is None:
@@ -152,9 +158,7 @@ class _Admission:
         if gate is None or scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        path, root = scope.get("path", "/"), scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root):] or "/"
+        path = _route_path(scope)
         kind = gate.kind(path)
         refusal = gate.enter(kind)
         if refusal is None:
