@@ -2,6 +2,8 @@
 encode, invalid SMILES counted, incremental add, and the `ray-icma index` commands."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,8 +60,9 @@ def test_job_output_equals_local_encoding(built, checkpoint, chebi20_pool_file):
     assert read_manifest(out)["gnn_type"] == "gin"
 
 
-def test_invalid_smiles_counted_and_add_without_rebuild(built, checkpoint, chebi20_pool_file):
-    _, out, _ = built
+def test_invalid_smiles_counted_and_add_without_rebuild(built, checkpoint, chebi20_pool_file, tmp_path):
+    out = tmp_path / "pool"  # its own copy: adding to the shared module index would change what other tests read
+    shutil.copytree(built[1], out)
     first_id = pd.read_csv(chebi20_pool_file, sep="\t", dtype={"CID": str})["CID"][0]
     new = [("new-ethanol", "CCO"), ("new-broken", "C1CC("), (first_id, "CC"), ("new-dummy", "*CC(=O)O")]
     before = FaissIndex.load(out)
