@@ -368,10 +368,10 @@ def main() -> int:
     results_dir = ROOT / "benchmarks" / "results"
     out_json = Path(args.out) if args.out else results_dir / f"cpu_fastpath_{stamp}.json"
     work = Path(tempfile.mkdtemp(prefix="fastpath-"))
-    old_tree = work / "old"
-    old_tree.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline_ref, "ray_icma"], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
+    sys.path.insert(0, str(ROOT))  # the driver only: children import the tree in their PYTHONPATH
+    from benchmarks._baseline import extract_tree
+
+    old_tree = extract_tree(args.baseline_ref, work / "old", "ray_icma")
     trees = {"old": str(old_tree), "new": str(ROOT)}
     ctx, gen_prompts, eval_prompts = _contexts_and_prompts(work, args.gen_prompts, args.eval_queries, args.max_new, args.eval_max_new)
     report: dict = {"date_utc": stamp, "baseline_ref": args.baseline_ref, "args": {k: v for k, v in vars(args).items() if v is not None},

@@ -4,7 +4,8 @@ Both sides run their own ``configs/pipeline/quickstart.yaml`` (same data, 12 LoR
 24 queries, the same stages) as a fresh run each repetition, alternating old/new so both see the
 same machine load; each side runs from its own source tree (``--baseline-ref``, default 8f009ea,
 extracted with ``git archive``; the new side is this checkout) in a child process with a local Ray,
-so nothing is shared but the machine and the SmolLM2 cache (warmed first, not timed).
+so nothing is shared but the machine and the SmolLM2 cache (not warmed by this script: run the
+quickstart once first, or the first side pays the ~30 s de-quantisation).
 
 Prints wall seconds per side (median [min-max] over ``--reps``), the per-rep ratio old/new, each
 stage's seconds from the run's ``stages.json``, and the metrics of both runs (the same data and
@@ -30,13 +31,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def _tree(ref: str, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    return dest
 
 
 def _run_side(tree: Path, work: Path, name: str) -> dict:
@@ -65,6 +59,7 @@ def main() -> int:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
+    from benchmarks._baseline import extract_tree
     from benchmarks._timing import machine_load, spread
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
@@ -73,7 +68,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-quickstart-") as tmp:
         tmp_path = Path(tmp)
         # the new side is this checkout itself (uncommitted changes count as new)
-        trees = {"old": _tree(args.baseline_ref, tmp_path / "old"), "new": ROOT}
+        trees = {"old": extract_tree(args.baseline_ref, tmp_path / "old"), "new": ROOT}
         for rep in range(args.reps):
             order = ("old", "new") if rep % 2 == 0 else ("new", "old")
             for side in order:
