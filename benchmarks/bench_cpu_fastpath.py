@@ -18,7 +18,8 @@ this checkout. Children alternate old/new ``--reps`` times, so both sides see th
   48 new tokens: old path (fp32, unmerged, batch 8 as the quickstart generated) vs fast path
   (bf16 where native, merged, batch 16); MolT5's caption metrics for both and a paired bootstrap
   (1,000 resamples of the queries) of new - old. "Within noise" = the 95% interval of the
-  difference contains 0.
+  difference contains 0 ("better" / "WORSE" when it lies above / below 0). Both sides generate
+  without stop strings and are cut at the first blank line afterwards, the same way.
 
     RAY_ADDRESS=127.0.0.1:6380 python benchmarks/bench_cpu_fastpath.py            # all parts
     python benchmarks/bench_cpu_fastpath.py --parts gen --adapter runs/x/adapter     # one part
@@ -86,8 +87,10 @@ def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
     """The training step work of both paths in this process, no Ray, interleaved ``--reps`` times.
 
     Today's step: the collate tokenizes its rows every step (``tokenize_row``, as ``ICLCollate`` did),
-    random pairs are padded to the longer one, fp32. Fast step: rows tokenized once, length-bucketed
-    batches, bf16 autocast where native. Same model (SmolLM2-135M + LoRA r 8), same rows, same
+    random pairs are padded to the longer one, fp32, ``nn.Dropout`` in the adapters. Fast step: rows
+    tokenized once, length-bucketed batches, bf16 autocast where native, ``CpuFastDropout``, the loss
+    from the answer positions' logits only (one model serves both sides, so its frozen weights stay
+    fp32 here: ``store_frozen_linears`` is measured only in the Ray Train part). Same model (SmolLM2-135M + LoRA r 8), same rows, same
     number of steps. Ray Data's per-epoch start-up, which today's path also paid inside its loop,
     is not in here, so this understates the end-to-end gain. tokens/s = non-padding tokens / wall
     seconds of the steps; tokens/CPU-s uses this process's CPU time (fairer on shared cores).
@@ -128,7 +131,13 @@ def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
         for b in range(steps):
             yield rank_micro_batch(tokenized, batches[b], 0, 1, tok.pad_token_id), precision, True
 
-    def run(make) -> dict:
+    from ray_icma.models.dropout import CpuFastDropout
+    dropouts = [(m.lora_dropout, k) for m in model.modules() if isinstance(getattr(m, "lora_dropout", None), torch.nn.ModuleDict)
+                for k in m.lora_dropout.keys()]
+
+    def run(make, fast: bool) -> dict:  # today's step: nn.Dropout (bernoulli_ masks); fast: CpuFastDropout
+        for table, key in dropouts:
+            table[key] = (CpuFastDropout if fast else torch.nn.Dropout)(p=0.1)
         start, cpu_start, tokens, padded = time.perf_counter(), time.process_time(), 0, 0
         for batch, prec, answer_only in make():  # new: logits of the answer positions only
             with autocast(prec, "cpu"):
@@ -142,10 +151,10 @@ def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
         return {"tokens": tokens, "padded_tokens": padded, "seconds": wall, "cpu_seconds": cpu,
                 "tokens_per_s": tokens / wall, "tokens_per_cpu_s": tokens / cpu}
 
-    run(new_batches)  # warm-up (kernels, allocator) for both sides
+    run(new_batches, True)  # warm-up (kernels, allocator) for both sides
     reps = []
     for rep in range(args.reps):
-        row = {"old": run(old_batches), "new": run(new_batches)}
+        row = {"old": run(old_batches, False), "new": run(new_batches, True)}
         reps.append(row)
         say(f"train-inproc rep {rep}: old {row['old']['tokens_per_s']:.0f} tok/s ({row['old']['tokens_per_cpu_s']:.0f}/CPU-s, "
             f"padding {1 - row['old']['tokens'] / row['old']['padded_tokens']:.1%}); new {row['new']['tokens_per_s']:.0f} tok/s "
@@ -168,6 +177,12 @@ def _gen_once(gen, prompts: list[str], batch: int, max_new: int, stop: bool = Tr
             "total_tokens_per_cpu_s": (prompt_tokens + new_tokens) / cpu_seconds if cpu_seconds > 0 else None, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
             "prompt_tokens_per_s": prompt_tokens / seconds, "new_tokens_per_s": new_tokens / seconds,
             "total_tokens_per_s": (prompt_tokens + new_tokens) / seconds, "texts": [o.text for o in outs]}
+
+
+def _cut(text: str) -> str:
+    """The fast path's stop rule applied after the fact: the generated text up to its first blank line."""
+    end = text.find(STOP[0])
+    return text if end < 0 else text[: end + len(STOP[0])]
 
 
 def _generator(args: argparse.Namespace):
@@ -193,7 +208,10 @@ def child_eval(args: argparse.Namespace) -> dict:
     prompts = json.loads(Path(args.prompts).read_text())
     gen = _generator(args)
     batch = 8 if args.side == "old" else args.batch
-    out = _gen_once(gen, prompts, batch, args.max_new)
+    # No stop strings while generating: today's path passed them to transformers' stop_strings, which
+    # also matches across the prompt's last newline, so an answer starting with "\n" ended there (its
+    # 2026-12-02 run: most of 200 answers were "\n"). Both sides get the same cut afterwards (_cut).
+    out = _gen_once(gen, prompts, batch, args.max_new, stop=False)
     out["peak_rss_mb"] = _peak_rss_mb()
     return out
 
@@ -325,7 +343,7 @@ def _bootstrap(refs: list[str], old: list[str], new: list[str], n: int = 1000, s
     out = {}
     for k, values in diffs.items():
         lo, hi = np.percentile(values, [2.5, 97.5])
-        out[k] = {"diff": point[k], "ci95": [float(lo), float(hi)], "within_noise": bool(lo <= 0 <= hi) or point[k] >= 0}
+        out[k] = {"diff": point[k], "ci95": [float(lo), float(hi)], "verdict": "better" if lo > 0 else ("WORSE" if hi < 0 else "within noise")}
     return out
 
 
@@ -438,7 +456,7 @@ def main() -> int:
                for side in ("old", "new")}
         from ray_icma.prompts import parse_output
 
-        preds = {s: [parse_output("mol2cap", t) for t in row[s]["texts"]] for s in row}
+        preds = {s: [parse_output("mol2cap", _cut(t)) for t in row[s]["texts"]] for s in row}
         metrics = {s: mol2cap_metrics(refs, preds[s], tokenizer=str(ASSETS / "scibert_scivocab_uncased")) for s in preds}
         boot = _bootstrap(refs, preds["old"], preds["new"])
         identical = sum(a == b for a, b in zip(preds["old"], preds["new"]))
@@ -450,7 +468,7 @@ def main() -> int:
         for k in ("bleu2", "bleu4", "meteor", "rougeL"):
             b = boot[k]
             say(f"  {k}: old {metrics['old'][k]:.4f} new {metrics['new'][k]:.4f} diff {b['diff']:+.4f} "
-                f"95% CI [{b['ci95'][0]:+.4f}, {b['ci95'][1]:+.4f}] -> {'within noise' if b['within_noise'] else 'WORSE'}")
+                f"95% CI [{b['ci95'][0]:+.4f}, {b['ci95'][1]:+.4f}] -> {b['verdict']}")
     report["load_after"] = _uptime()
     say(f"load before {report['load_before']}, after {report['load_after']}")
     out_json.parent.mkdir(parents=True, exist_ok=True)

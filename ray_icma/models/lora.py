@@ -47,7 +47,15 @@ def lora_config(
 
 
 def apply_lora(model: Any, config: Any = None) -> Any:
-    """Wrap ``model`` in a peft model with ``config`` (default: ICMA's preset for this model)."""
+    """Wrap ``model`` in a peft model with ``config`` (default: ICMA's preset for this model).
+
+    The adapters' input dropout is :class:`ray_icma.models.dropout.CpuFastDropout` (same drop
+    probability, a cheaper mask on CPU; unchanged elsewhere).
+    """
     from peft import get_peft_model
 
-    return get_peft_model(model, config if config is not None else lora_config(model=model))
+    from ray_icma.models.dropout import use_fast_dropout
+
+    peft_model = get_peft_model(model, config if config is not None else lora_config(model=model))
+    use_fast_dropout(peft_model)
+    return peft_model

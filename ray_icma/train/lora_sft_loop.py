@@ -223,7 +223,7 @@ def train_loop_per_worker(config: dict) -> None:
 
     from ray_icma.models import apply_lora, load_causal_lm, lora_config
     from ray_icma.precision import autocast as precision_autocast
-    from ray_icma.precision import describe
+    from ray_icma.precision import describe, store_frozen_linears
     from ray_icma.train.collate import global_batches, rank_micro_batch
 
     cfg, num_rows = config["train"], config["num_rows"]
@@ -255,6 +255,8 @@ def train_loop_per_worker(config: dict) -> None:
         for peft_cfg in model.peft_config.values():  # the real model id (ray-icma maps it back offline)
             peft_cfg.base_model_name_or_path = config["base_model_id"]
     model.train()
+    if not ds_bf16:  # frozen LoRA base weights stored in the autocast dtype: no per-step weight casts
+        store_frozen_linears(model, precision)
     autocast = (lambda: contextlib.nullcontext()) if ds_bf16 else (lambda: precision_autocast(precision, device_type))
     if rank == 0:
         print(f"[ray-icma] {describe(precision, device_type)}; "

@@ -67,3 +67,61 @@ def test_bf16_cuda_loss_is_close_to_fp32_cpu():
     bf16, grad_dtype = _tiny_step_loss("bf16", "cuda")
     assert bf16 == pytest.approx(fp32, rel=1e-2) and grad_dtype == torch.float32
     assert "cuda" in probe_kernels("bf16", "cuda")["kernel"]
+
+
+def test_frozen_lora_base_weights_stored_in_bf16_give_the_same_loss_and_gradients():
+    """store_frozen_linears: the bf16 autocast loss and the adapters' gradients are the ones autocast gave
+    with fp32-stored base weights; only frozen base linears change dtype (adapters, norms, embeddings fp32)."""
+    from ray_icma.models import apply_lora, lora_config, tiny_random_llama
+    from ray_icma.precision import store_frozen_linears
+
+    def loss_and_grads(convert: bool):
+        torch.manual_seed(0)
+        model, _ = tiny_random_llama(seed=5)
+        model = apply_lora(model, lora_config(r=4, alpha=8, dropout=0.0, model=model))
+        for name, p in model.named_parameters():  # non-zero adapters, so lora_B's input matters too
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.02)
+        converted = store_frozen_linears(model, "bf16") if convert else 0
+        ids = torch.randint(3, 200, (2, 24))
+        with autocast("bf16", "cpu"):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return model, converted, float(loss), grads
+
+    _, _, loss_fp32_store, grads_fp32_store = loss_and_grads(False)
+    model, converted, loss_bf16_store, grads_bf16_store = loss_and_grads(True)
+    assert converted == sum(1 for m in model.modules() if hasattr(m, "lora_A")) > 0
+    assert loss_bf16_store == loss_fp32_store
+    for name, grad in grads_fp32_store.items():
+        assert torch.equal(grad, grads_bf16_store[name]), name
+    dtypes = {n: p.dtype for n, p in model.named_parameters()}
+    assert all(d == torch.float32 for n, d in dtypes.items() if "lora_" in n or "norm" in n or "embed" in n)
+    assert all(d == torch.bfloat16 for n, d in dtypes.items() if "base_layer" in n)
+    assert store_frozen_linears(model, "fp32") == 0
+
+
+def test_fast_lora_dropout_keeps_dropouts_probability_scale_and_seed():
+    """CpuFastDropout: drop rate p (to 1/32768), kept values scaled by 1/(1-p), repeatable under a seed,
+    gradients through the same mask, identity in eval mode; apply_lora installs it in every adapter."""
+    from ray_icma.models import apply_lora, lora_config, tiny_random_llama
+    from ray_icma.models.dropout import CpuFastDropout
+
+    drop = CpuFastDropout(p=0.1).train()
+    x = torch.ones(400_001, requires_grad=True)
+    torch.manual_seed(3)
+    y = drop(x)
+    dropped = (y == 0).double().mean().item()
+    assert abs(dropped - 0.1) < 0.003  # ~6 standard deviations of a binomial mean at n = 400k
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.9))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d(sum)/dx = mask / (1 - p): the same mask
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), y)
+    assert torch.equal(drop.eval()(x), x)
+    model, _ = tiny_random_llama(seed=5)
+    model = apply_lora(model, lora_config(r=4, alpha=8, dropout=0.1, model=model))
+    layers = [d for m in model.modules() if isinstance(getattr(m, "lora_dropout", None), torch.nn.ModuleDict)
+              for d in m.lora_dropout.values()]
+    assert layers and all(type(d) is CpuFastDropout and d.p == 0.1 for d in layers)
