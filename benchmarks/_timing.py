@@ -1,8 +1,6 @@
 """Tiny timing helpers shared by the benchmark scripts: a wall-clock Timer and peak RSS."""
 from __future__ import annotations
 
-import resource
-import sys
 import time
 
 
@@ -22,9 +20,10 @@ class Timer:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    """Peak resident memory of this process in MiB (``ray_icma.memory.peak_rss_mb``: VmHWM, not ru_maxrss)."""
+    from ray_icma.memory import peak_rss_mb as own_peak
+
+    return own_peak()
 
 
 def spread(values) -> str:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -47,8 +46,8 @@ QUERIES = ASSETS / "chebi20_test_200.txt"
 STOP = ("\n\n",)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import peak_rss_mb as _peak_rss_mb  # noqa: E402  (VmHWM: children must not report the driver's peak)
 
 
 # ----------------------------------------------------------------------------- children

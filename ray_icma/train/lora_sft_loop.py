@@ -15,12 +15,12 @@ import json
 import math
 import os
 import random
-import resource
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from ray_icma.memory import peak_rss_mb
 from ray_icma.train.loss import causal_lm_loss
 
 __all__ = ["train_loop_per_worker", "TRAIN_STATE_FILE", "ADAPTER_DIR", "MODEL_DIR", "FAULT_ENV"]
@@ -42,10 +42,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _worker_cpus(fallback: float) -> int:
@@ -353,7 +349,7 @@ def train_loop_per_worker(config: dict) -> None:
                 "tokens_per_s_total": sum(rates),
                 "padding_fraction": 1.0 - tokens_here / padded_here if padded_here else 0.0,
                 "precision": precision,
-                "peak_rss_mb": _peak_rss_mb(),
+                "peak_rss_mb": peak_rss_mb(),
             }
             if rank == 0:
                 print(f"[ray-icma] step {step}/{total_steps} epoch {epoch} loss {step_loss:.4f} lr {engine.lr():.2e} "
