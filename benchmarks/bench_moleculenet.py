@@ -97,7 +97,7 @@ def train_adapter(split: str, args) -> dict:
         output_dir=str(out), epochs=1, max_steps=None, lr=args.lr, micro_batch_size=args.micro_batch, num_workers=1,
         cpus_per_worker=args.num_cpus, cutoff_len=args.cutoff_len, strategy="ddp", seed=args.seed, precision=args.train_precision,
         # the box is shared and short of memory: Ray's memory monitor has killed the worker; resume from a checkpoint
-        overrides={"run.max_failures": 5, "run.checkpoint_every": 2},
+        overrides={"run.max_failures": 5, "run.checkpoint_every": 20},
     )
     say(f"{split}: training ICMT on {len(rows)} rows, micro-batch {args.micro_batch} ({uptime()})")
     info = train_property_adapter(rows, cfg)

@@ -333,6 +333,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
     import torch
 
     from ray_icma.models import apply_lora, load_causal_lm, lora_config
+    from ray_icma.precision import store_frozen_linears
     from ray_icma.train.collate import pad_batch
     from ray_icma.train.loss import causal_lm_loss
 
@@ -354,6 +355,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
             peft_cfg.base_model_name_or_path = spec
     model.to(device)
     precision = _precision(s, device)
+    store_frozen_linears(model, precision)  # frozen LoRA base weights in the autocast dtype (no per-step casts)
     cutoff = s["cutoff_len"]
     tok_cache: dict[int, tuple[list[int], list[int]]] = {}
 
@@ -385,12 +387,9 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
             for start in range(0, len(order), 2 * mb):
                 batch = pad_batch([val_tok[i] for i in order[start:start + 2 * mb]], tok.pad_token_id)
                 batch = {k: v.to(device) for k, v in batch.items()}
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
-                labels = batch["labels"][:, 1:]
-                loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), labels.reshape(-1),
-                                                         ignore_index=-100, reduction="sum")
-                total += float(loss)
-                count += int((labels != -100).sum())
+                kept = int((batch["labels"][:, 1:] != -100).sum())  # the positions causal_lm_loss averages over
+                total += float(causal_lm_loss(model, batch)) * kept  # logits of those positions only
+                count += kept
         model.train()
         return total / max(1, count)
 
@@ -469,11 +468,8 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Generation
 # ---------------------------------------------------------------------------------------------
-ICMA_DECODING = {"do_sample": True, "temperature": 0.7, "top_p": 0.85, "top_k": 40, "num_beams": 1}
-
-
 def generate_setting(s: dict, rows: list[dict], device: str, trained: dict | None, say) -> tuple[list[str], dict]:
-    from ray_icma.generate import Generator
+    from ray_icma.generate import Generator, as_decoding
     from ray_icma.prompts import fit_prompt, parse_output
 
     g = s["generate"]
@@ -481,24 +477,18 @@ def generate_setting(s: dict, rows: list[dict], device: str, trained: dict | Non
     if trained and trained.get("model_dir"):
         spec, gguf = trained["model_dir"], None
     precision = _precision(s, device)
-    kwargs: dict[str, Any] = {"device": device, "dtype": "bfloat16" if precision == "bf16" else "float32", "seed": s["seed"]}
+    decoding = as_decoding(g["decoding"])  # the product's presets: greedy | icma (ICMA's inference.py, seed 42)
+    kwargs: dict[str, Any] = {"device": device, "dtype": "bfloat16" if precision == "bf16" else "float32",
+                              "seed": decoding.sampling_seed(s["seed"])}
     if gguf:
         kwargs["gguf_file"] = gguf
     if trained and trained.get("adapter_dir"):
         kwargs["adapter"] = trained["adapter_dir"]
-    init_params = inspect.signature(Generator.__init__).parameters
-    if "merge" in init_params and kwargs.get("adapter"):
-        kwargs["merge"] = True
-    gen = Generator(spec, **{k: v for k, v in kwargs.items() if k in init_params})
-    decode: dict[str, Any] = {"max_new_tokens": g["max_new_tokens"], "batch_size": g["batch_size"], "stop": ("\n\n",)}
-    if g["decoding"] == "icma":
-        decode.update(ICMA_DECODING)
-        if s["task"] == "cap2mol":
-            decode["repetition_penalty"] = 0.8
-    params = inspect.signature(gen.generate_detailed).parameters
-    missing = [k for k in decode if k not in params]
-    if missing:
-        raise NotImplementedError(f"Generator.generate_detailed lacks {missing} (SPEED's ICMA decoding preset not landed)")
+    if kwargs.get("adapter"):
+        kwargs["merge"] = True  # one adapter per setting: merged into the base weights (the batch jobs' fast path)
+    gen = Generator(spec, **kwargs)
+    decode: dict[str, Any] = {"max_new_tokens": g["max_new_tokens"], "batch_size": g["batch_size"], "stop": ("\n\n",),
+                              **decoding.for_task(s["task"])}
     prompts, kept = [], []
     for r in rows:
         p, n = fit_prompt(gen.tokenizer, s["task"], r["input"], [tuple(e) for e in r["examples"]],
