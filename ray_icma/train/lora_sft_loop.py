@@ -251,8 +251,8 @@ def train_loop_per_worker(config: dict) -> None:
         for peft_cfg in model.peft_config.values():  # the real model id (ray-icma maps it back offline)
             peft_cfg.base_model_name_or_path = config["base_model_id"]
     model.train()
-    if not ds_bf16:  # frozen LoRA base weights stored in the autocast dtype: no per-step weight casts
-        store_frozen_linears(model, precision)
+    if cfg["strategy"] != "deepspeed":  # DDP: frozen LoRA base weights in the autocast dtype (no per-step casts);
+        store_frozen_linears(model, precision)  # DeepSpeed keeps one dtype per model (its ZeRO partitioning)
     autocast = (lambda: contextlib.nullcontext()) if ds_bf16 else (lambda: precision_autocast(precision, device_type))
     if rank == 0:
         print(f"[ray-icma] {describe(precision, device_type)}; "
