@@ -131,12 +131,13 @@ def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
             yield rank_micro_batch(tokenized, batches[b], 0, 1, tok.pad_token_id), precision, True
 
     from ray_icma.models.dropout import CpuFastDropout
+
     dropouts = [(m.lora_dropout, k) for m in model.modules() if isinstance(getattr(m, "lora_dropout", None), torch.nn.ModuleDict)
                 for k in m.lora_dropout.keys()]
 
     def run(make, fast: bool) -> dict:  # today's step: nn.Dropout (bernoulli_ masks); fast: CpuFastDropout
         for table, key in dropouts:
-            table[key] = (CpuFastDropout if fast else torch.nn.Dropout)(p=0.1)
+            table[key] = (CpuFastDropout if fast else torch.nn.Dropout)(p=table[key].p)
         start, cpu_start, tokens, padded = time.perf_counter(), time.process_time(), 0, 0
         for batch, prec, answer_only in make():  # new: logits of the answer positions only
             with autocast(prec, "cpu"):
@@ -385,8 +386,7 @@ def main() -> int:
     results_dir = ROOT / "benchmarks" / "results"
     out_json = Path(args.out) if args.out else results_dir / f"cpu_fastpath_{stamp}.json"
     work = Path(tempfile.mkdtemp(prefix="fastpath-"))
-    sys.path.insert(0, str(ROOT))  # the driver only: children import the tree in their PYTHONPATH
-    from benchmarks._baseline import extract_tree
+    from _baseline import extract_tree  # benchmarks/ is on sys.path (see _timing above); ROOT is not: children import their tree
 
     old_tree = extract_tree(args.baseline_ref, work / "old", "ray_icma")
     trees = {"old": str(old_tree), "new": str(ROOT)}
