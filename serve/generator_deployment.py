@@ -15,6 +15,7 @@ ends. A request naming a removed adapter gets UnknownAdapter (HTTP 422 naming th
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import logging
 import threading
@@ -161,7 +162,9 @@ class GeneratorDeployment:
         # The only place the base model is loaded: adapters come and go on it (reconfigure).
         self._lm = Generator(cfg.model, gguf_file=cfg.gguf_file, device=cfg.device, precision=cfg.precision)
         self._base_loads = 1
-        self.tokenizer = self._lm.tokenizer
+        # Prompt fitting (on the event loop) gets its own tokenizer: the Generator's is used by the
+        # generation thread, and a fast tokenizer's padding state is per object (see Generator.generate_detailed).
+        self.tokenizer = copy.deepcopy(self._lm.tokenizer)
         log.info("generator %s loaded in %.1fs", cfg.model, time.perf_counter() - started)
         self._adapters = AdapterTable(self._lm)
         self._deleting: set[asyncio.Future] = set()

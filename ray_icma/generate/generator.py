@@ -214,10 +214,13 @@ class Generator:
         prompts = [str(p) for p in prompts]
         if not prompts:
             return []
-        lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=True)["input_ids"]]
-        order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
         out: list[Generation | None] = [None] * len(prompts)
+        # Every use of the tokenizer is under the lock: a fast tokenizer keeps its padding setting in
+        # the shared Rust object, so a no-padding call racing a ``padding=True`` call unpads that batch
+        # ("Unable to create tensor ... same length"; huggingface/tokenizers#537).
         with self._lock:
+            lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=True)["input_ids"]]
+            order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
             self._select_adapter(adapter)
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]

@@ -214,3 +214,25 @@ def test_tiny_random_llama_preset_loads():
 
     out = Generator(TINY_SPEC, device="cpu", precision="fp32").generate_detailed(PROMPTS[:2], max_new_tokens=4)
     assert [o.n_new_tokens for o in out] == [4, 4]
+
+
+def test_concurrent_calls_from_threads_all_succeed(generator):
+    """Serve calls one Generator from several threads. A fast tokenizer keeps its padding setting in its
+    shared Rust object, so a length count (no padding) racing a padded batch encode used to unpad that batch
+    ("Unable to create tensor ... same length"), a 503 in CI. Every call must succeed and answer as alone."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = generator.generate(PROMPTS, max_new_tokens=1, batch_size=len(PROMPTS))
+
+    def call(i: int) -> list[str]:
+        return generator.generate(PROMPTS, max_new_tokens=1, batch_size=len(PROMPTS))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: the race needs a switch between two tokenizer calls
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(call, range(300)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert all(r == expected for r in results)
