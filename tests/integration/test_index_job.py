@@ -62,7 +62,11 @@ def test_index_build_job_on_netns_nodes(netns_cluster, ray_icma_bin, gnn_checkpo
     # The encoder actors ran on the netns worker nodes (the head has no CPUs).
     nodes = {n.node_id: n.node_ip for n in netns_cluster.alive_nodes()}
     listed = netns_cluster.list_actors()
-    actors = [a for a in listed if "EmbedBatches" in (a.class_name or "") and a.node_id]  # placed ones (a pool may leave one pending)
+    # This job's actors only: the state API keeps dead actors of earlier jobs, some on a node a fault test
+    # has since killed (no longer alive, so its IP is unknown here: CI saw None in the set once).
+    ray_job_id = netns_cluster.client().get_job_info(job.job_id).job_id
+    actors = [a for a in listed if "EmbedBatches" in (a.class_name or "") and a.node_id  # placed ones (a pool may leave one pending)
+              and a.job_id == ray_job_id]
     assert actors, "no encoder actors recorded by the state API"
     actor_ips = {nodes.get(a.node_id) for a in actors}
     assert actor_ips <= {netns_cluster.node_ip(i) for i in range(1, netns_cluster.n_nodes + 1)}, actor_ips
