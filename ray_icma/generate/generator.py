@@ -216,8 +216,9 @@ class Generator:
             return []
         out: list[Generation | None] = [None] * len(prompts)
         # Every use of the tokenizer is under the lock: a fast tokenizer keeps its padding setting in
-        # the shared Rust object, so a no-padding call racing a ``padding=True`` call unpads that batch
-        # ("Unable to create tensor ... same length"; huggingface/tokenizers#537).
+        # the shared Rust object and re-sets it on every call, so a no-padding call racing a
+        # ``padding=True`` call unpads that batch ("Unable to create tensor ... same length") or raises
+        # "RuntimeError: Already borrowed" (huggingface/transformers#47085, huggingface/tokenizers#537).
         with self._lock:
             lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=True)["input_ids"]]
             order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
