@@ -92,7 +92,7 @@ def profile_steps(torch, steps: int, seq: int) -> dict:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4)
     ids = torch.randint(100, 40000, (2, seq), generator=torch.Generator().manual_seed(0))
     labels = ids.clone()
-    labels[:, : seq * 5 // 6] = -100  # the answer is the last sixth of a 2-shot row
+    labels[:, : seq - max(1, int(seq * ANSWER_FRACTION))] = -100  # only the answer positions are scored
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
     def step() -> None:
@@ -120,21 +120,19 @@ def profile_steps(torch, steps: int, seq: int) -> dict:
             "top_ops_self_s": {k: v / 1e6 for k, v in top}}
 
 
-def gemm_gflops(torch, m: int, k: int, n: int, dtype, reps: int, inner: int) -> list[float]:
+def gemm_gflops(torch, m: int, k: int, n: int, precision: str, reps: int, inner: int) -> list[float]:
+    """GFLOP/s of ``inner`` linear layers (m x k input, n x k weight) per repetition, under the training path's
+    autocast for ``precision``; bf16 weights are stored bf16 as on the fast path (precision.store_frozen_linears)."""
+    from ray_icma.precision import autocast, model_dtype
+
     a = torch.randn(m, k)
-    w = torch.randn(n, k)
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bf16" else None
-    if dtype == "bf16":  # the frozen weights are stored in bf16 on the fast path (precision.store_frozen_linears)
-        w = w.to(torch.bfloat16)
+    w = torch.randn(n, k).to(model_dtype(precision))
     out = []
     for _ in range(reps + 1):  # the first is a warm-up
         t0 = time.perf_counter()
         for _ in range(inner):
-            if ctx is None:
+            with autocast(precision, "cpu"):
                 torch.nn.functional.linear(a, w)
-            else:
-                with ctx():
-                    torch.nn.functional.linear(a, w)
         out.append(2 * m * k * n * inner / (time.perf_counter() - t0) / 1e9)
     return out[1:]
 

@@ -60,6 +60,20 @@ def require_module(name: str, reason: str | None = None):
         _missing("package", f"could not import {name!r}: {exc}" + (f" ({reason})" if reason else ""))
 
 
+@pytest.fixture
+def frequent_thread_switches():
+    """Switch Python threads every microsecond for the test (restored after): a race between two calls
+    on different threads then shows within seconds instead of once in a CI run."""
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
 @pytest.fixture(scope="session")
 def assets() -> Path:
     return ASSETS

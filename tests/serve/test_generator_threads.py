@@ -9,7 +9,6 @@ thread's `Generator.generate`), on a real tiny Llama with a real fast tokenizer.
 """
 from __future__ import annotations
 
-import sys
 import threading
 
 import pytest
@@ -20,7 +19,7 @@ QUERIES = ["CCO", "c1ccccc1O", "CC(=O)OC1=CC=CC=C1C(=O)O", "C", "OCC(O)CO", "CCN
 EXAMPLES = [("CCCC", "The molecule is butane."), ("CCO", "The molecule is ethanol, a primary alcohol.")]
 
 
-def test_prompt_fitting_beside_a_generating_batch_never_unpads_it():
+def test_prompt_fitting_beside_a_generating_batch_never_unpads_it(frequent_thread_switches):
     from ray_icma.prompts import fit_prompt
     from serve.generator_deployment import GeneratorDeployment
 
@@ -41,18 +40,13 @@ def test_prompt_fitting_beside_a_generating_batch_never_unpads_it():
         finally:
             done.set()
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads often: the race needs a switch between two tokenizer calls
     worker = threading.Thread(target=generation_thread)
-    try:
-        worker.start()
-        i = 0
-        while not done.is_set():  # what generate() does on the event loop for each arriving request
-            fit_prompt(dep.tokenizer, "mol2cap", QUERIES[i % len(QUERIES)], list(EXAMPLES[: i % 3]),
-                       cutoff_len=256, answer_reserve=1)
-            i += 1
-        worker.join()
-    finally:
-        sys.setswitchinterval(interval)
+    worker.start()
+    i = 0
+    while not done.is_set():  # what generate() does on the event loop for each arriving request
+        fit_prompt(dep.tokenizer, "mol2cap", QUERIES[i % len(QUERIES)], list(EXAMPLES[: i % 3]),
+                   cutoff_len=256, answer_reserve=1)
+        i += 1
+    worker.join()
     assert not errors, repr(errors[0])
     assert results and all(r == expected for r in results)
