@@ -29,6 +29,7 @@ from serve.constants import (
     DEFAULT_INGRESS_OPTIONS,
     DEFAULT_RERANKER_OPTIONS,
     DEFAULT_RETRIEVER_OPTIONS,
+    GENERATOR_CONTROL_CALLS,
 )
 
 __all__ = [
@@ -92,11 +93,12 @@ def reranker_options(cfg: RerankerConfig) -> dict[str, Any]:
 
 
 def generator_options(cfg: GeneratorConfig, admission: AdmissionConfig | None = None) -> dict[str, Any]:
-    """The Generator's options; its Serve queue (per caller) holds what the ingress admits for generation,
-    so an admitted request is never refused by Serve (unless deployment_options set max_queued_requests)."""
+    """The Generator's options; its Serve queue (per caller) holds what the ingress admits for generation plus the
+    ingress's bounded control calls (GENERATOR_CONTROL_CALLS), so an admitted request is never refused by Serve, even
+    while the replica is unroutable (unless deployment_options set max_queued_requests)."""
     opts = _generator_base_options(cfg)
     if "max_queued_requests" not in cfg.deployment_options:
-        opts["max_queued_requests"] = generation_limit(opts, admission or AdmissionConfig())
+        opts["max_queued_requests"] = generation_limit(opts, admission or AdmissionConfig()) + GENERATOR_CONTROL_CALLS
     opts["user_config"] = cfg.user_config()  # adapters + batch knobs hot-swap through reconfigure
     return _finish("Generator", opts)
 

@@ -257,7 +257,7 @@ class AdmissionConfig(_Strict):
         default=None, ge=1, le=4096,
         description="Generation requests (/v1/mol2cap, /v1/cap2mol and their /batch; a batch counts once) in flight per "
         "ingress replica. null: the Generator's capacity, its max_ongoing_requests x its max replicas; the Generator's "
-        "max_queued_requests is set to this limit unless its deployment_options set it.",
+        "max_queued_requests is set to this limit + 2 (the ingress's control calls) unless its deployment_options set it.",
     )
 
 

@@ -16,10 +16,18 @@ __all__ = [
     "DEFAULT_RERANKER_OPTIONS",
     "DEFAULT_GENERATOR_OPTIONS",
     "BACKPRESSURE_RETRY_AFTER_S",
+    "GENERATOR_CONTROL_CALLS",
 ]
 
 # Every 503 caused by a full queue carries this Retry-After (seconds).
 BACKPRESSURE_RETRY_AFTER_S = 1
+
+# Control calls (`info`, for /readyz and /admin/info) an ingress replica sends the Generator at once; more wait in the
+# ingress. They share the Generator's per-caller Serve queue with generation, so that queue holds the admitted
+# generations plus these: while the Generator's replica is unroutable (a reconfigure on an adapter swap puts it in
+# UPDATING), every admitted request and every probe queues at the caller, and a queue of the generation limit alone
+# refused an admitted request (503) when a probe was queued too (CI, tests/serve/test_adapter_swap.py).
+GENERATOR_CONTROL_CALLS = 2
 
 DEFAULT_INGRESS_OPTIONS: dict[str, Any] = {
     # max_ongoing_requests, max_queued_requests and the autoscaling target come from ingress.admission.max_in_flight
@@ -55,8 +63,8 @@ DEFAULT_GENERATOR_OPTIONS: dict[str, Any] = {
     # Overwritten by Generator.get_deployment_options from max_batch_size (2 batches in flight):
     # more would only queue inside the replica where back-pressure cannot see it.
     "max_ongoing_requests": 16,
-    # max_queued_requests (per caller) = what an ingress replica admits for generation (serve.builder.generation_limit),
-    # so an admitted request is never refused later; the ingress refuses the rest before any work.
+    # max_queued_requests (per caller) = what an ingress replica admits for generation (serve.builder.generation_limit)
+    # + GENERATOR_CONTROL_CALLS, so an admitted request is never refused later; the ingress refuses the rest before any work.
     "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 8},
     "ray_actor_options": {"num_cpus": 1},
     # Model replicas take long to start; give in-flight batches time to finish on rolling updates.

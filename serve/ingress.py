@@ -37,6 +37,7 @@ from serve.api_models import (
     RetrieveResponse,
 )
 from serve.configs import ICMAServingArgs
+from serve.constants import GENERATOR_CONTROL_CALLS
 from serve import admission, auth
 from serve.auth import KeyGuard
 from serve.errors import BadRequest, StageUnavailable
@@ -313,6 +314,8 @@ class ICMAIngress:
 
             reranker = Reranker(self._cfg.reranker.model_dump(mode="json"))
         self._retriever, self._reranker, self._generator = retriever, reranker, generator
+        # Bounds the `info` calls to the Generator: its Serve queue has room for these many beside admitted generations
+        self._control_slots = asyncio.Semaphore(GENERATOR_CONTROL_CALLS)
         # In-process stages are called inline when they never wait on I/O (embedded bm25s, fingerprints);
         # Elasticsearch or a GNN encoder go to a thread so the event loop keeps serving.
         rcfg = self._cfg.retriever
@@ -354,6 +357,11 @@ class ICMAIngress:
             self._retriever.reconfigure(user_config["retriever"])
 
     # -- plumbing --------------------------------------------------------------------------
+    async def _generator_info(self) -> dict:
+        """The Generator's `info`, at most GENERATOR_CONTROL_CALLS at once (probes never crowd out admitted work)."""
+        async with self._control_slots:
+            return await self._call("generator", self._generator, "info")
+
     async def _call(self, stage: str, target: Any, method: str, *args: Any) -> Any:
         """Call a stage (handle or local object), mapping its failures to HTTP answers."""
         from ray.serve.exceptions import BackPressureError
@@ -472,7 +480,7 @@ class ICMAIngress:
         generator = None
         if self._generator is not None:
             try:
-                generator = await self._call("generator", self._generator, "info")
+                generator = await self._generator_info()
             except _HTTPFailure as exc:
                 generator = {"ready": False, "reason": str(exc.detail)}
         ready = bool(retriever.get("ready")) and (generator is None or generator.get("ready", True) is not False)
@@ -522,7 +530,7 @@ class ICMAIngress:
     async def admin_info(self) -> JSONResponse:
         if auth.installed()[0] is None:
             raise _HTTPFailure(403, "admin routes need ingress.auth.enabled and an admin key (RAY_ICMA_ADMIN_KEYS)")
-        generator = await self._call("generator", self._generator, "info") if self._generator is not None else None
+        generator = await self._generator_info() if self._generator is not None else None
         retriever = await self._call("retriever", self._retriever, "status")
         return JSONResponse({"config": _redacted(self._cfg.model_dump(mode="json")), "retriever": retriever,
                              "generator": generator, "admission_limits": self._admission})

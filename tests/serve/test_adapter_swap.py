@@ -130,15 +130,59 @@ def _generator_info(url: str) -> dict:
     return requests.get(f"{url}/readyz", timeout=30).json()["generator"]
 
 
-def _redeploy_and_wait(serve_instance, args: dict, url: str, version: str) -> None:
+def _redeploy_and_wait(serve_instance, args: dict, url: str, version: str, name: str = NAME, prefix: str = PREFIX) -> None:
     from serve.builder import build_icma_app
 
-    serve_instance.run(build_icma_app(args), name=NAME, route_prefix=PREFIX, blocking=False)
-    wait_ready(serve_instance, NAME, url)
+    serve_instance.run(build_icma_app(args), name=name, route_prefix=prefix, blocking=False)
+    wait_ready(serve_instance, name, url)
     deadline = time.monotonic() + 120
     while _generator_info(url).get("adapters_version") != version:
         assert time.monotonic() < deadline, "the new adapter set never arrived"
         time.sleep(0.5)
+
+
+def _under_load(url: str, queries: list[str], action) -> tuple[list[tuple], list]:
+    """Runs `action()` while 4 clients (what the ingress admits for generation: the Generator's capacity) ask
+    without pause and 2 probers poll /readyz; returns (status, query, adapters_version, caption) per request and
+    the probes' statuses. While the Generator is unroutable, all of them queue at the ingress's handle."""
+    seen: list[tuple] = []
+    probes: list = []
+    stop = threading.Event()
+
+    def client(i: int) -> None:
+        session, n = requests.Session(), 0
+        while not stop.is_set():
+            k = (i + n) % len(queries)
+            n += 1
+            try:
+                r = _ask(url, queries[k], session)
+                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+                seen.append((r.status_code, k, body.get("adapters_version"), body.get("caption" if r.status_code == 200 else "detail")))
+            except Exception as exc:  # noqa: BLE001 - a reset connection / timeout is a failed request
+                seen.append((f"{type(exc).__name__}: {exc}"[:300], k, None, None))
+
+    def prober() -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                probes.append(session.get(f"{url}/readyz", timeout=120).status_code)
+            except Exception as exc:  # noqa: BLE001
+                probes.append(f"{type(exc).__name__}: {exc}"[:300])
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(4)]
+    threads += [threading.Thread(target=prober, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2.0)
+        action()
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=150)
+    assert not any(t.is_alive() for t in threads), "a client thread hung"
+    return seen, probes
 
 
 @pytest.mark.ray_cluster
@@ -148,36 +192,11 @@ def test_swap_under_load_then_unload_without_reloading_the_base(adapter_app, ser
     assert before["base_loads"] == 1 and before["adapters"] == ["chem"]
     assert [_ask(adapter_app, q).json()["caption"] for q in queries] == offline["old"]
 
-    seen: list[tuple] = []
-    stop = threading.Event()
-
-    def client(i: int) -> None:
-        session, n = requests.Session(), 0
-        while not stop.is_set():
-            k = (i + n) % len(queries)
-            n += 1
-            try:
-                r = _ask(adapter_app, queries[k], session)
-                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
-                seen.append((r.status_code, k, body.get("adapters_version"), body.get("caption")))
-            except Exception as exc:  # noqa: BLE001 - a reset connection / timeout is a failed request
-                seen.append((f"{type(exc).__name__}: {exc}"[:300], k, None, None))
-
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(4)]
-    for t in threads:
-        t.start()
-    try:
-        time.sleep(2.0)
-        _redeploy_and_wait(serve_instance, _app(chebi20_pool_file, tiny_model_dirs["cap2mol"], "v2"), adapter_app, "v2")
-        time.sleep(2.0)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=150)
-    assert not any(t.is_alive() for t in threads), "a client thread hung"
-
+    seen, probes = _under_load(adapter_app, queries, lambda: _redeploy_and_wait(
+        serve_instance, _app(chebi20_pool_file, tiny_model_dirs["cap2mol"], "v2"), adapter_app, "v2"))
     failed = [s for s in seen if s[0] != 200]
     assert len(seen) > 20 and not failed, failed[:10]
+    assert probes and all(p == 200 for p in probes), [p for p in probes if p != 200][:10]  # ready all along
     versions = [v for _, _, v, _ in seen]
     assert "v1" in versions and "v2" in versions and versions[-1] == "v2"
     # every answer came from the adapter of the version it reports (a request finishes on the adapter it pinned)
@@ -202,3 +221,32 @@ def test_swap_under_load_then_unload_without_reloading_the_base(adapter_app, ser
     assert plain.status_code == 200 and plain.json()["adapter"] is None
     gone = _generator_info(adapter_app)
     assert gone["replica"] == before["replica"] and gone["base_loads"] == 1 and gone["peft_adapters"] == []
+
+
+@pytest.mark.ray_cluster
+def test_a_generator_restart_at_the_generation_limit_refuses_no_admitted_request(serve_instance, chebi20_pool_file,
+                                                                                 tiny_model_dirs, queries):
+    """A replica change of the Generator (max_new_tokens: a new replica, its only one) while the ingress runs at its
+    generation limit with readiness probes: Serve queues every call at the ingress's handle until the new replica
+    runs, and that queue (the Generator's max_queued_requests) must hold the admitted generations and the probes'
+    `info` calls, so no admitted request gets a 503. With a queue of the generation limit alone, it did not."""
+    name, prefix = "icma-restart", "/restart"
+    url = deploy(serve_instance, _app(chebi20_pool_file, tiny_model_dirs["mol2cap"], "v1"), name, prefix)
+    try:
+        before = _generator_info(url)["replica"]
+        changed = _app(chebi20_pool_file, tiny_model_dirs["mol2cap"], "v1")
+        changed["generator"]["max_new_tokens"] = NEW_TOKENS + 1  # not a user_config field: a new replica
+
+        def restart() -> None:
+            _redeploy_and_wait(serve_instance, changed, url, "v1", name, prefix)
+            deadline = time.monotonic() + 120
+            while _generator_info(url)["replica"] == before:
+                assert time.monotonic() < deadline, "the Generator replica was never replaced"
+                time.sleep(0.5)
+
+        seen, probes = _under_load(url, queries, restart)
+    finally:
+        serve_instance.delete(name)
+    failed = [s for s in seen if s[0] != 200]
+    assert len(seen) > 20 and not failed, failed[:10]
+    assert probes and all(p == 200 for p in probes), [p for p in probes if p != 200][:10]

@@ -49,6 +49,7 @@ def test_gate_counts_each_kind_and_refuses_past_its_limits():
 def test_serve_queue_limits_follow_the_admission_limits(chebi20_pool_file):
     from serve.builder import admission_limits, plan_deployments
     from serve.configs import ICMAServingArgs
+    from serve.constants import GENERATOR_CONTROL_CALLS
 
     args = _args(chebi20_pool_file, admission={"max_in_flight": 20})
     plan = plan_deployments(args)
@@ -57,14 +58,15 @@ def test_serve_queue_limits_follow_the_admission_limits(chebi20_pool_file):
     # Serve's proxy caps the API at the limit after a short queue (the cheapest refusal)
     assert (ingress["max_ongoing_requests"], ingress["max_queued_requests"]) == (20, 20)
     assert limits["api"] == 20
-    # generation: the Generator's capacity (max_ongoing 4 = max(2 batches of 1, 4), one replica); its queue holds the same
-    assert limits["generation"] == gen["max_ongoing_requests"] * 1 == 4 == gen["max_queued_requests"]
+    # generation: the Generator's capacity (max_ongoing 4 = max(2 batches of 1, 4), one replica); its queue holds the
+    # same plus the ingress's bounded control calls (readyz -> info)
+    assert limits["generation"] == gen["max_ongoing_requests"] * 1 == 4 == gen["max_queued_requests"] - GENERATOR_CONTROL_CALLS
     auto = plan_deployments({**_args(chebi20_pool_file), "generator": {"model": "m", "max_batch_size": 4}, "ingress": {}})
-    assert auto["Generator"]["max_queued_requests"] == 8 * 2  # max_ongoing 8 x max_replicas 2
+    assert auto["Generator"]["max_queued_requests"] == 8 * 2 + GENERATOR_CONTROL_CALLS  # max_ongoing 8 x max_replicas 2
     assert auto["ICMAIngress"]["autoscaling_config"]["target_ongoing_requests"] == 8  # below the default cap of 16
     explicit = _args(chebi20_pool_file, admission={"max_generations_in_flight": 3})
     assert admission_limits(ICMAServingArgs.model_validate(explicit))["generation"] == 3
-    assert plan_deployments(explicit)["Generator"]["max_queued_requests"] == 3
+    assert plan_deployments(explicit)["Generator"]["max_queued_requests"] == 3 + GENERATOR_CONTROL_CALLS
     off = _args(chebi20_pool_file, admission={"enabled": False})
     assert admission_limits(ICMAServingArgs.model_validate(off)) == {"api": None, "generation": None}
     user = _args(chebi20_pool_file, admission={"max_in_flight": 8})
