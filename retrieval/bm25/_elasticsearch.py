@@ -27,7 +27,12 @@ T = TypeVar("T")
 
 
 class _IndexGone(Exception):
-    """The concrete index a batch was sent to disappeared (deleted by a rebuild)."""
+    """The concrete index a batch was sent to disappeared (deleted by a rebuild), or may have: a query that reaches
+    an index while a rebuild deletes it fails with ``no_shard_available_action_exception`` instead of a 404."""
+
+    def __init__(self, error: Any = None):
+        super().__init__(error)
+        self.error = error  # set when the index may still exist (the shard failure it got)
 
 
 def es_index_body(k1: float = 1.2, b: float = 0.75, number_of_shards: int = 1, number_of_replicas: int = 0) -> dict:
@@ -239,9 +244,11 @@ class ElasticsearchIndex(BM25Index):
         for _ in range(3):
             try:
                 hits = self._search_target(target, queries, k)
-            except _IndexGone:
+            except _IndexGone as gone:
                 latest = self._resolve()
-                if latest == target:
+                if latest == target:  # the alias did not move: a real failure of this index
+                    if gone.error is not None:
+                        raise RuntimeError(f"Elasticsearch at {self.url} failed a query on {target!r}: {gone.error}") from None
                     raise self._missing() from None
                 target = latest
                 continue
@@ -279,6 +286,8 @@ class ElasticsearchIndex(BM25Index):
                     error = response.get("error") or response["_shards"].get("failures", [{}])[0]
                     if response.get("status") == 404 or "index_not_found" in str(error) or "closed" in str(error):
                         raise _IndexGone()
+                    if "no_shard_available_action_exception" in str(error):  # deleted under the query, or a real outage
+                        raise _IndexGone(error)
                     raise RuntimeError(f"Elasticsearch at {self.url} failed a query on {target!r}: {error}")
                 for j, hit in enumerate(response["hits"]["hits"]):
                     hits.indices[start + offset, j] = hit["fields"]["position"][0]
