@@ -815,10 +815,13 @@ def _comparisons(rows: list[dict]) -> list[tuple[str, dict]]:
         for a in by_arm.get("finetune", []):
             for b in by_arm.get("copy", []):
                 comps.append((f"{a['name']} − {b['name']}", paired_diff(a, b)))
-    else:  # ablations: every trained row against the group's first trained row (and its copy row)
+    else:  # ablations: every trained row against the group's reference row (and its copy row): the random
+        # retriever's for the retriever ablation ("better retrieval helps"), else the first by name (n1, reversal off)
         trained = sorted(by_arm.get("icmt", []), key=lambda r: r["name"])
-        for a in trained[1:]:
-            comps.append((f"{a['name']} − {trained[0]['name']}", paired_diff(a, trained[0])))
+        refs = [r for r in trained if r["setting"]["retriever"] == "random"] + trained[:1]
+        for a in trained:
+            if a is not refs[0]:
+                comps.append((f"{a['name']} − {refs[0]['name']}", paired_diff(a, refs[0])))
         copies = {r["setting"]["retriever"]: r for r in by_arm.get("copy", [])}
         if "random" in copies:  # retrieval quality alone: each retriever's top-1 copy against random's
             for name, c in sorted(copies.items()):
