@@ -11,8 +11,8 @@ of them builds it when it is missing.
   exactly one wins, the others wait for the alias to hold the version, then attach.
 - The winner refreshes the lock while it loads; a lock whose sequence number has not moved for
   `text.build_lock_stale_s` belongs to a dead builder: one waiter deletes it (compare-and-delete on
-  seq_no/primary_term, so only one can), takes the lock, removes the dead builder's half-built index
-  and builds.
+  seq_no/primary_term, so only one can); whichever waiter takes the lock next (not always that one)
+  removes the dead builder's half-built index (created since the earliest lock it saw) and builds.
 - A finished build records `{event: built, index, index_version, docs, owner}` in the lock index.
 - The alias holds the same `index_version` (or none) but other documents: refuse, never overwrite
   another job's output silently.
@@ -161,7 +161,10 @@ def attach_or_build(index: Any, cfg: Any, records: list, owner: str | None = Non
     owner = owner or replica_owner()
     deadline = time.monotonic() + text.build_wait_s
     seen: tuple[int, float] | None = None  # (lock seq_no, when we first saw it)
-    dead_since: str | None = None
+    # earliest `taken_at` of another owner's lock seen while waiting: if we get the lock and the alias still lacks
+    # our build, that owner died or failed, and whichever waiter gets the lock next (not only the one that removed
+    # the stale lock) deletes what it left half-built since then
+    others_since: str | None = None
     while True:
         state = _inspect(client, alias)
         if state is not None and _matches(index, state, version, ids):
@@ -183,13 +186,15 @@ def attach_or_build(index: Any, cfg: Any, records: list, owner: str | None = Non
             except NotFoundError:
                 continue  # released meanwhile: look again
             key = int(lock["_seq_no"])
+            taken = lock["_source"].get("taken_at")
+            if taken and (others_since is None or taken < others_since):
+                others_since = taken
             if seen is None or seen[0] != key:
                 seen = (key, time.monotonic())
             elif time.monotonic() - seen[1] > text.build_lock_stale_s:
                 try:  # compare-and-delete: of all waiters, only one removes this exact lock version
                     client.delete(index=locks, id=_LOCK_ID, if_seq_no=lock["_seq_no"],
                                   if_primary_term=lock["_primary_term"], refresh="true")
-                    dead_since = lock["_source"].get("taken_at")
                     log.warning("build lock of %s held by %s went stale; taking over", alias, lock["_source"].get("owner"))
                 except (ConflictError, NotFoundError):
                     pass
@@ -205,8 +210,8 @@ def attach_or_build(index: Any, cfg: Any, records: list, owner: str | None = Non
             state = _inspect(client, alias)  # someone may have finished between our look and our lock
             if state is not None and _matches(index, state, version, ids):
                 return "attached"
-            if dead_since is not None:
-                gone = _delete_half_built(client, alias, dead_since)
+            if others_since is not None:
+                gone = _delete_half_built(client, alias, others_since)
                 if gone:
                     log.warning("deleted half-built index(es) of a dead builder: %s", gone)
             started = time.perf_counter()
