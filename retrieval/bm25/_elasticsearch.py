@@ -248,7 +248,7 @@ class ElasticsearchIndex(BM25Index):
                 latest = self._resolve()
                 if latest == target:  # the alias did not move: a real failure of this index
                     if gone.error is not None:
-                        raise RuntimeError(f"Elasticsearch at {self.url} failed a query on {target!r}: {gone.error}") from None
+                        raise self._query_failed(target, gone.error) from None
                     raise self._missing() from None
                 target = latest
                 continue
@@ -267,6 +267,9 @@ class ElasticsearchIndex(BM25Index):
         if self._call(self.client.indices.exists, index=self.index_name):
             return self.index_name  # a plain index of that name: searchable, just not swappable
         raise self._missing()
+
+    def _query_failed(self, target: str, error: Any) -> RuntimeError:
+        return RuntimeError(f"Elasticsearch at {self.url} failed a query on {target!r}: {error}")
 
     def _search_target(self, target: str, queries: list[str], k: int) -> Hits:
         hits = Hits.empty(len(queries), k)
@@ -288,7 +291,7 @@ class ElasticsearchIndex(BM25Index):
                         raise _IndexGone()
                     if "no_shard_available_action_exception" in str(error):  # deleted under the query, or a real outage
                         raise _IndexGone(error)
-                    raise RuntimeError(f"Elasticsearch at {self.url} failed a query on {target!r}: {error}")
+                    raise self._query_failed(target, error)
                 for j, hit in enumerate(response["hits"]["hits"]):
                     hits.indices[start + offset, j] = hit["fields"]["position"][0]
                     hits.scores[start + offset, j] = hit["_score"]
