@@ -28,6 +28,11 @@ class PipelineRunSection(_Section):
     on_change: Literal["rerun", "refuse"] = Field(
         "rerun", description="a finished stage whose inputs or config changed since it ran: rerun it (and what follows) or stop with the difference"
     )
+    concurrent_tasks: bool = Field(
+        False, description="train, then generate, the tasks at the same time instead of one after the other: their "
+        "start-up (workers, model loads) overlaps; each task's worker group or generator actors must fit beside the "
+        "other's (e.g. 1 CPU each on 2 cores)"
+    )
 
 
 class PipelineDataSection(_Section):

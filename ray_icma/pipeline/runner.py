@@ -299,69 +299,92 @@ class _Recipe:
     def _train_result_path(self, task: str) -> Path:
         return self.dir / "train" / task / "result.json"
 
+    def _each_task(self, work: Callable[[str], str | None]) -> str:
+        """``work(task)`` for every task, one after the other or (``run.concurrent_tasks``) all at once.
+
+        Returns the tasks' details (``work``'s non-empty returns) in task order. With concurrent
+        tasks a failing task does not stop the others: every task finishes or fails, what the
+        finished ones wrote stays, and then the first failure (in task order) is raised.
+        """
+        tasks = list(self.cfg.tasks)
+        if not self.cfg.run.concurrent_tasks or len(tasks) < 2:
+            return "; ".join(d for d in (work(t) for t in tasks) if d)
+        from concurrent.futures import ThreadPoolExecutor
+
+        _import_before_threads()
+        with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="task") as pool:
+            futures = [pool.submit(work, t) for t in tasks]
+        failed = [(t, f.exception()) for t, f in zip(tasks, futures) if f.exception() is not None]
+        if failed:
+            task, exc = failed[0]
+            others = ", ".join(t for t, _ in failed[1:])
+            self.say(f"    {task} failed: {type(exc).__name__}: {exc}" + (f" (also failed: {others})" if others else ""))
+            raise exc  # type: ignore[misc]
+        return "; ".join(d for d in (f.result() for f in futures) if d)
+
     def train(self) -> str:
+        return self._each_task(self._train_task)
+
+    def _train_task(self, task: str) -> str | None:
         from ray_icma.train.trainer import run_training
 
-        details = []
-        for task in self.cfg.tasks:
-            result_path = self._train_result_path(task)
-            if "train" not in self.forced and result_path.exists():
-                continue
-            n_shot = self.cfg.n_shot(task)
-            train_cfg = self.cfg.train_config(
-                task, train_file=str(self.dir / "data" / "pool.jsonl"),
-                contexts=str(self._contexts_path(task, "train")) if n_shot > 0 else None,
-                run_name=f"{self.cfg.run.name}-{task}", storage_path=str((self.dir / "train" / "ray").resolve()),
-                output_dir=str(self.dir / "train" / task),
-            )
-            steps = train_cfg.optim.max_steps or f"{train_cfg.optim.epochs} epoch(s)"
-            self.say(f"    training {task} ({n_shot}-shot, {steps} steps)")
-            result = run_training(train_cfg)
-            _write_json(result_path, {
-                "task": task, "n_shot": n_shot, "adapter_dir": result.adapter_dir, "model_dir": result.model_dir,
-                "checkpoint_path": str(result.checkpoint_path),
-                "metrics": result.metrics, "loss_history": result.loss_history, "steps": len(result.loss_history),
-            })
-            last = result.loss_history[-1]["loss"] if result.loss_history else float("nan")
-            details.append(f"{task}: final loss {last:.3f}")
-        return "; ".join(details)
+        result_path = self._train_result_path(task)
+        if "train" not in self.forced and result_path.exists():
+            return None
+        n_shot = self.cfg.n_shot(task)
+        train_cfg = self.cfg.train_config(
+            task, train_file=str(self.dir / "data" / "pool.jsonl"),
+            contexts=str(self._contexts_path(task, "train")) if n_shot > 0 else None,
+            run_name=f"{self.cfg.run.name}-{task}", storage_path=str((self.dir / "train" / "ray").resolve()),
+            output_dir=str(self.dir / "train" / task),
+        )
+        steps = train_cfg.optim.max_steps or f"{train_cfg.optim.epochs} epoch(s)"
+        self.say(f"    training {task} ({n_shot}-shot, {steps} steps)")
+        result = run_training(train_cfg)
+        _write_json(result_path, {
+            "task": task, "n_shot": n_shot, "adapter_dir": result.adapter_dir, "model_dir": result.model_dir,
+            "checkpoint_path": str(result.checkpoint_path),
+            "metrics": result.metrics, "loss_history": result.loss_history, "steps": len(result.loss_history),
+        })
+        last = result.loss_history[-1]["loss"] if result.loss_history else float("nan")
+        return f"{task}: final loss {last:.3f}"
 
     def _predictions_path(self, task: str, suffix: str = "") -> Path:
         return self.dir / "predictions" / f"{task}{suffix}.jsonl"
 
     def generate(self) -> str:
+        return self._each_task(self._generate_task)
+
+    def _generate_task(self, task: str) -> str | None:
         from ray_icma.generate import generate_predictions
         from ray_icma.jobs.contexts import read_contexts
         from ray_icma.prompts import build_icl_rows
 
         g = self.cfg.generate
-        details = []
-        for task in self.cfg.tasks:
-            out = self._predictions_path(task)
-            if "generate" not in self.forced and out.exists():
-                continue
-            n_shot = self.cfg.n_shot(task)
-            contexts = read_contexts(self._contexts_path(task, "test")) if n_shot > 0 else None
-            sel = self.cfg.train.data  # the same example selection as training (one schema: TrainConfig.data)
-            rows = build_icl_rows(self.queries, self.pool, contexts, task, n_shot, seed=self.cfg.run.seed, strategy=sel.strategy,
-                                  start_pos=sel.start_pos, reverse=sel.reverse, window=sel.window, p_take=sel.p_take)
-            model, gguf_file, adapter = self.cfg.model.name, self.cfg.model.gguf_file, None
-            if self.cfg.train.enabled:
-                trained = _read_json(self._train_result_path(task))
-                if trained.get("model_dir"):  # train.lora.disable_lora: a fully fine-tuned model, no adapter
-                    model, gguf_file = trained["model_dir"], None
-                else:
-                    adapter = trained["adapter_dir"]
-            generate_predictions(
-                rows, out, model=model, adapter=adapter, gguf_file=gguf_file,
-                batch_size=g.batch_size, concurrency=g.concurrency, num_gpus_per_actor=g.num_gpus_per_actor,
-                num_cpus_per_actor=g.num_cpus_per_actor, max_new_tokens=g.max_new_tokens, decoding=g.decoding,
-                precision=g.precision, cutoff_len=self.cfg.train.data.cutoff_len, seed=self.cfg.run.seed,
-            )
-            meta = _read_json(out.with_name(out.name + ".meta.json"))
-            details.append(f"{task}: {meta['rows']} rows, {meta['tokens_per_second']} tok/s"
-                           + (f", {meta['invalid_smiles']} invalid SMILES" if task == "cap2mol" else ""))
-        return "; ".join(details)
+        out = self._predictions_path(task)
+        if "generate" not in self.forced and out.exists():
+            return None
+        n_shot = self.cfg.n_shot(task)
+        contexts = read_contexts(self._contexts_path(task, "test")) if n_shot > 0 else None
+        sel = self.cfg.train.data  # the same example selection as training (one schema: TrainConfig.data)
+        rows = build_icl_rows(self.queries, self.pool, contexts, task, n_shot, seed=self.cfg.run.seed, strategy=sel.strategy,
+                              start_pos=sel.start_pos, reverse=sel.reverse, window=sel.window, p_take=sel.p_take)
+        model, gguf_file, adapter = self.cfg.model.name, self.cfg.model.gguf_file, None
+        if self.cfg.train.enabled:
+            trained = _read_json(self._train_result_path(task))
+            if trained.get("model_dir"):  # train.lora.disable_lora: a fully fine-tuned model, no adapter
+                model, gguf_file = trained["model_dir"], None
+            else:
+                adapter = trained["adapter_dir"]
+        generate_predictions(
+            rows, out, model=model, adapter=adapter, gguf_file=gguf_file,
+            batch_size=g.batch_size, concurrency=g.concurrency, num_gpus_per_actor=g.num_gpus_per_actor,
+            num_cpus_per_actor=g.num_cpus_per_actor, max_new_tokens=g.max_new_tokens, decoding=g.decoding,
+            precision=g.precision, cutoff_len=self.cfg.train.data.cutoff_len, seed=self.cfg.run.seed,
+        )
+        meta = _read_json(out.with_name(out.name + ".meta.json"))
+        return (f"{task}: {meta['rows']} rows, {meta['tokens_per_second']} tok/s"
+                + (f", {meta['invalid_smiles']} invalid SMILES" if task == "cap2mol" else ""))
 
     def _write_copy_baseline(self, task: str) -> Path:
         """Predictions that copy the top-1 neighbour's answer: retrieval quality in the task's own metrics."""
@@ -442,6 +465,18 @@ class _Recipe:
             return PipelineResult(run_dir=self.dir, report_path=None, metrics={}, stages=self.stages)
         metrics = {t: _read_json(self.dir / "metrics" / f"{t}.json")["metrics"] for t in tasks}
         return PipelineResult(run_dir=self.dir, report_path=report_box["path"], metrics=metrics, stages=self.stages)
+
+
+def _import_before_threads() -> None:
+    """Import, in this thread, what the task threads would import at once: first imports are not
+    thread-safe (two threads importing transformers' lazy ``AutoTokenizer`` raised ImportError in one)."""
+    import peft  # noqa: F401
+    import ray.data
+    import ray.train.torch  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+    import ray_icma.generate
+    import ray_icma.train.trainer  # noqa: F401
 
 
 def _quiet_rdkit() -> None:
