@@ -468,12 +468,12 @@ class _Recipe:
 
 
 def _import_before_threads() -> None:
-    """Import, in this thread, what the task threads would import at once: first imports are not
-    thread-safe (two threads importing transformers' lazy ``AutoTokenizer`` raised ImportError in one)."""
-    import peft  # noqa: F401
+    """Import, in this thread, what the task threads import on the driver: first imports are not
+    thread-safe (two threads importing transformers' lazy ``AutoTokenizer`` raised ImportError in one).
+    Only the driver's share: models and peft load in the Ray workers and actors."""
     import ray.data
     import ray.train.torch  # noqa: F401
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+    from transformers import AutoTokenizer  # noqa: F401
 
     import ray_icma.generate
     import ray_icma.train.trainer  # noqa: F401
