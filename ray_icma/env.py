@@ -57,6 +57,7 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("RAY_ICMA_API_KEYS", "unset", "serve: `name:key,...` API keys when ingress.auth is on (env var name set by `keys_env`)"),
     EnvVar("RAY_ICMA_ADMIN_KEYS", "unset", "serve: admin keys, same format (`admin_keys_env`)"),
     EnvVar("RAY_ICMA_DATA_MIRROR", "the public sources", "`ray-icma data download --base-url`: a mirror for air-gapped clusters"),
+    EnvVar("RAY_ICMA_ALLOCATOR", "auto", "allocator of CPU model workers (training, batch generation, Serve Generator): auto (tcmalloc, else jemalloc, else system) | tcmalloc | jemalloc | system | a .so path (ray_icma.allocator)"),
     EnvVar("RAY_ICMA_MOLECULENET", "../shared/data/moleculenet", "MoleculeNet folders for `ray-icma property`"),
     EnvVar("RAY_ICMA_TEST_FAIL_AFTER_STEP", "unset", "fault injection: training workers raise once after this step (recovery tests)", "tests"),
     EnvVar("RAY_ICMA_ES_PORT", "9200", "port scripts/start_elasticsearch.sh binds", "scripts"),

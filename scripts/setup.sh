@@ -25,6 +25,7 @@ need_apt=()
 command -v unzip >/dev/null || need_apt+=(unzip)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v g++ >/dev/null || need_apt+=(g++)          # DeepSpeed JIT-builds a small CPU comm op
+ldconfig -p 2>/dev/null | grep -q libtcmalloc_minimal || need_apt+=(libtcmalloc-minimal4)  # CPU model workers' allocator (ray_icma/allocator.py)
 command -v promtool >/dev/null || need_apt+=(prometheus)   # metrics tests: real Prometheus + promtool
 if [ "${SKIP_ES:-0}" != 1 ] && ! command -v mvn >/dev/null; then need_apt+=(maven); fi
 if [ ${#need_apt[@]} -gt 0 ]; then

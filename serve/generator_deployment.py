@@ -27,6 +27,7 @@ from typing import Any
 
 from ray import serve
 
+from ray_icma.allocator import allocator_env
 from serve.configs import GeneratorConfig
 from serve.errors import BadRequest, StageUnavailable, UnknownAdapter
 
@@ -175,7 +176,9 @@ class GeneratorDeployment:
         """GPU when the cluster has one and the config allows it; else one full CPU (a forward pass
         saturates a core). In-flight requests = two batches: one generating, one forming."""
         use_gpu = cfg.device != "cpu" and gpus_in_cluster >= 1
-        actor = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": 1}
+        actor: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": 1}
+        if not use_gpu and (preload := allocator_env()):  # CPU replicas on tcmalloc (ray_icma.allocator)
+            actor["runtime_env"] = {"env_vars": preload}
         return {
             "ray_actor_options": actor,
             "max_ongoing_requests": max(2 * cfg.max_batch_size, 4),

@@ -60,13 +60,16 @@ class PredictBatches:
                  settings: dict, num_threads: int = 0, merge: bool = True) -> None:
         import torch
 
+        from ray_icma.allocator import loaded_allocator
         from ray_icma.generate.generator import Generator
 
+        self._allocator = loaded_allocator()
         if num_threads > 0:
             torch.set_num_threads(num_threads)
         self.generator = Generator(model, adapter=adapter, gguf_file=gguf_file, device=device, precision=precision, seed=seed,
                                    merge=bool(adapter) and merge)
-        print(f"[ray-icma] generate actor: {self.generator.kernels}{' (adapter merged)' if self.generator.merged else ''}", flush=True)
+        print(f"[ray-icma] generate actor: {self.generator.kernels}{' (adapter merged)' if self.generator.merged else ''}; "
+              f"allocator {self._allocator}", flush=True)
         self.settings = dict(settings)
         self.decoding = DecodingConfig.model_validate(self.settings["decoding"])
 
@@ -130,6 +133,7 @@ class PredictBatches:
             "valid": np.array(valid, dtype=bool),
             "error": np.array(errors, dtype=object),
             "_precision": np.array([self.generator.precision] * n, dtype=object),  # resolved, for the meta
+            "_allocator": np.array([self._allocator] * n, dtype=object),  # this actor process's (ray_icma.allocator)
         }
 
 
@@ -235,6 +239,7 @@ def generate_predictions(
     """
     import ray
 
+    from ray_icma.allocator import allocator_env
     from ray_icma.precision import PRECISIONS
     from ray_icma.ray_connect import connect_ray
 
@@ -246,6 +251,8 @@ def generate_predictions(
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     out_path = Path(out_path)
     decoding = as_decoding(decoding)  # a bad preset or value fails here, before any work
+    # CPU actors run on tcmalloc where the nodes have it (ray_icma.allocator); a bad setting fails here
+    remote_args = {} if num_gpus_per_actor else {"runtime_env": {"env_vars": preload}} if (preload := allocator_env()) else {}
     sampling_seed = decoding.sampling_seed(seed)
     settings = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "cutoff_len": cutoff_len,
                 "decoding": decoding.model_dump(mode="json")}
@@ -284,6 +291,7 @@ def generate_predictions(
         num_cpus=num_cpus_per_actor,
         num_gpus=num_gpus_per_actor or None,
         batch_format="numpy",
+        **remote_args,
     )
     start = time.perf_counter()
     collected: list[dict] = []
@@ -299,11 +307,12 @@ def generate_predictions(
     seconds = time.perf_counter() - start
     collected.sort(key=lambda r: r.pop("_order", -1))  # stable: Dataset input keeps its (preserved) order
     resolved = sorted({str(r.pop("_precision", "")) for r in collected} - {""})  # what the actors ran, not what was asked
+    allocators = sorted({str(r.pop("_allocator", "")) for r in collected} - {""})
     _write_jsonl(out_path, collected)
     meta = _summarise(collected, seconds, model=model, adapter=adapter, concurrency=concurrency)
     meta.update(max_new_tokens=max_new_tokens, batch_size=batch_size, cutoff_len=cutoff_len,
                 decoding=decoding.preset, decoding_settings={t: decoding.for_task(t) for t in meta["tasks"]},
-                seed=sampling_seed, precision=precision, resolved_precision=resolved)
+                seed=sampling_seed, precision=precision, resolved_precision=resolved, allocator=allocators)
     meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     log.info("wrote %d predictions to %s (%s)", len(collected), out_path, meta)
     return out_path

@@ -217,6 +217,7 @@ def train_loop_per_worker(config: dict) -> None:
     import torch.distributed as dist
     from transformers import get_linear_schedule_with_warmup
 
+    from ray_icma.allocator import loaded_allocator
     from ray_icma.models import apply_lora, load_causal_lm, lora_config
     from ray_icma.precision import autocast as precision_autocast
     from ray_icma.precision import describe, store_frozen_linears
@@ -255,7 +256,7 @@ def train_loop_per_worker(config: dict) -> None:
         store_frozen_linears(model, precision)  # DeepSpeed keeps one dtype per model (its ZeRO partitioning)
     autocast = (lambda: contextlib.nullcontext()) if ds_bf16 else (lambda: precision_autocast(precision, device_type))
     if rank == 0:
-        print(f"[ray-icma] {describe(precision, device_type)}; "
+        print(f"[ray-icma] {describe(precision, device_type)}; allocator {loaded_allocator()}; "
               f"{'full fine-tuning' if lora['disable_lora'] else 'LoRA'}"
               f"{', gradient checkpointing' if optim['gradient_checkpointing'] else ''}", flush=True)
 
@@ -349,6 +350,7 @@ def train_loop_per_worker(config: dict) -> None:
                 "tokens_per_s_total": sum(rates),
                 "padding_fraction": 1.0 - tokens_here / padded_here if padded_here else 0.0,
                 "precision": precision,
+                "allocator": loaded_allocator(),  # what this worker process runs on (ray_icma.allocator)
                 "peak_rss_mb": peak_rss_mb(),
             }
             if rank == 0:

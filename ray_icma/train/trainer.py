@@ -101,6 +101,7 @@ def build_trainer(cfg: TrainConfig | Mapping[str, Any], rows: list[dict] | None 
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from ray_icma.allocator import allocator_env
     from ray_icma.models import hub_id
     from ray_icma.train.deepspeed_config import deepspeed_config
     from ray_icma.train.lora_sft_loop import FAULT_ENV, train_loop_per_worker
@@ -122,7 +123,7 @@ def build_trainer(cfg: TrainConfig | Mapping[str, Any], rows: list[dict] | None 
         else None
     )
     storage = cfg.run.storage_path if _is_uri(cfg.run.storage_path) else str(Path(cfg.run.storage_path).resolve())
-    env = {} if use_gpu else {"DS_ACCELERATOR": "cpu"}
+    env = {} if use_gpu else {"DS_ACCELERATOR": "cpu", **allocator_env()}  # CPU workers: tcmalloc (ray_icma.allocator)
     if os.environ.get(FAULT_ENV):  # recovery tests: the workers read it (see lora_sft_loop.FAULT_ENV)
         env[FAULT_ENV] = os.environ[FAULT_ENV]
     # Ray Data preserves row order so every worker reads the same rows in the same order.

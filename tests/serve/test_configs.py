@@ -148,3 +148,24 @@ def test_capacity_check_names_each_ask_and_the_free_resources():
     with pytest.raises(DoesNotFit, match="enough in total, but no node has room left for a replica of"):
         check_fits(asks, {"CPU": 2.0}, [{"CPU": 0.9}, {"CPU": 1.1}], app="icma")
     assert check_fits(asks, {"CPU": 2.0}, [{"CPU": 1.0}, {"CPU": 1.0}], app="icma")  # fits (only the max warns)
+
+
+def test_cpu_generator_replicas_preload_the_allocator_gpu_ones_do_not(monkeypatch):
+    """CPU replicas carry ray_icma.allocator's preload in their runtime_env (tcmalloc where installed); a GPU replica
+    and `RAY_ICMA_ALLOCATOR=system` carry none; the merged options still pass Ray Serve's own schema."""
+    from ray.serve.schema import DeploymentSchema
+
+    from ray_icma.allocator import allocator_env
+    from serve.configs import GeneratorConfig
+    from serve.generator_deployment import GeneratorDeployment
+
+    monkeypatch.setenv("RAY_ICMA_ALLOCATOR", "auto")
+    cpu = GeneratorDeployment.get_deployment_options(GeneratorConfig(model="m", device="cpu"))
+    expected = allocator_env("auto")
+    assert expected, "no tcmalloc/jemalloc here: scripts/setup.sh installs libtcmalloc-minimal4"
+    assert cpu["ray_actor_options"]["runtime_env"] == {"env_vars": expected}
+    DeploymentSchema.model_validate({"name": "Generator", **cpu})
+    gpu = GeneratorDeployment.get_deployment_options(GeneratorConfig(model="m", device="cuda"), gpus_in_cluster=1)
+    assert gpu["ray_actor_options"] == {"num_gpus": 1, "num_cpus": 1}
+    monkeypatch.setenv("RAY_ICMA_ALLOCATOR", "system")
+    assert "runtime_env" not in GeneratorDeployment.get_deployment_options(GeneratorConfig(model="m", device="cpu"))["ray_actor_options"]

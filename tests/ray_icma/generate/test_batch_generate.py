@@ -88,6 +88,7 @@ def test_cli_icma_decoding_and_precision_reach_the_generator(ray_cluster, chebi2
     that did not arrive would show as the other one, whatever `auto` picks on this machine)."""
     from typer.testing import CliRunner
 
+    from ray_icma.allocator import find_allocator
     from ray_icma.cli.app import app
     from ray_icma.generate import Generator
 
@@ -100,6 +101,8 @@ def test_cli_icma_decoding_and_precision_reach_the_generator(ray_cluster, chebi2
     got = _read(icma_out)
     meta = json.loads(meta_path(icma_out).read_text())
     assert meta["decoding"] == "icma" and meta["seed"] == 42 and meta["resolved_precision"] == ["fp32"]
+    lib = find_allocator() or ""  # the CPU actors run on the allocator ray_icma.allocator picks here
+    assert meta["allocator"] == [next((n for n in ("tcmalloc", "jemalloc") if n in lib), "system")]
     assert meta["decoding_settings"]["cap2mol"]["repetition_penalty"] == 0.8
 
     queries = load_records(chebi20_test_file).records[:3]

@@ -16,6 +16,13 @@ from ray_icma.train.lora_sft_loop import FAULT_ENV
 pytestmark = pytest.mark.ray_cluster
 
 
+def _expected_allocator() -> str:
+    from ray_icma.allocator import find_allocator
+
+    lib = find_allocator() or ""
+    return next((name for name in ("tcmalloc", "jemalloc") if name in lib), "system")
+
+
 def _losses(history):
     return [h["loss"] for h in history]
 
@@ -45,6 +52,8 @@ def test_zero2_trains_logs_and_checkpoints(zero2_run, tiny_config, train_dir):
     assert history[0]["loss"] == pytest.approx(_expected_first_step_loss(tiny_config("zero2")), rel=1e-5)
     assert history[-1]["loss"] < history[0]["loss"]  # the same tiny set, lr 1e-3: it learns
     assert zero2_run.metrics["step"] == 4 and zero2_run.metrics["tokens_per_s_per_worker"] > 0
+    # the CPU workers run on the allocator ray_icma.allocator picks here (tcmalloc where installed: setup.sh does)
+    assert zero2_run.metrics["allocator"] == _expected_allocator()
     run_dir = train_dir / "runs" / "zero2"
     assert (run_dir / "checkpoint_000002").is_dir() and (run_dir / "checkpoint_000004").is_dir()
     assert read_loss_history(run_dir / "checkpoint_000002") == history[:2]
