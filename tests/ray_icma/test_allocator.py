@@ -4,7 +4,6 @@ import ctypes.util
 
 import pytest
 
-from ray_icma import allocator
 from ray_icma.allocator import allocator_env, find_allocator, loaded_allocator
 
 
