@@ -6,7 +6,7 @@ from typing import Any
 
 from ray_icma.prompts import build_target, fit_prompt
 
-__all__ = ["IGNORE_INDEX", "tokenize_row", "tokenize_rows", "pad_batch", "global_batches", "rank_micro_batch"]
+__all__ = ["IGNORE_INDEX", "PackedRows", "tokenize_row", "tokenize_rows", "pad_batch", "global_batches", "rank_micro_batch"]
 
 IGNORE_INDEX = -100  # torch cross-entropy skips these labels
 
@@ -44,7 +44,7 @@ def pad_batch(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict
     labels = torch.full((len(pairs), width), IGNORE_INDEX, dtype=torch.long)
     mask = torch.zeros((len(pairs), width), dtype=torch.long)
     for i, (ids, labs) in enumerate(pairs):
-        input_ids[i, : len(ids)] = torch.tensor(ids)
+        input_ids[i, : len(ids)] = torch.tensor(ids)  # a list, or a PackedRows view (read-only int32: copied)
         labels[i, : len(labs)] = torch.tensor(labs)
         mask[i, : len(ids)] = 1
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
@@ -98,3 +98,38 @@ def global_batches(lengths: Sequence[int], batch_rows: int, *, seed: int, epoch:
 def rank_micro_batch(rows: Sequence[dict], batch: Sequence[int], rank: int, world_size: int, pad_id: int) -> dict:
     """This rank's slice (``rank::world_size``) of a global batch, right-padded to its own longest row."""
     return pad_batch([(rows[i]["input_ids"], rows[i]["labels"]) for i in batch[rank::world_size]], pad_id)
+
+
+class PackedRows:
+    """Tokenized rows as three flat numpy arrays (``input_ids``, ``labels`` int32, ``offsets`` int64): what the
+    driver puts in Ray's object store once and every training worker reads without a copy (workers on one
+    node share it). ``rows[i]`` is ``{"input_ids", "labels"}`` of row ``i`` (array views)."""
+
+    def __init__(self, arrays: dict) -> None:
+        self.arrays = arrays
+        self._ids, self._labels, self._offsets = arrays["input_ids"], arrays["labels"], arrays["offsets"]
+
+    @classmethod
+    def pack(cls, rows: Sequence[dict]) -> PackedRows:
+        import numpy as np
+
+        lengths = [len(r["input_ids"]) for r in rows]
+        if any(len(r["labels"]) != n for r, n in zip(rows, lengths)):
+            raise ValueError("a tokenized row whose labels and input_ids differ in length")
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        ids = np.fromiter((t for r in rows for t in r["input_ids"]), dtype=np.int32, count=int(offsets[-1]))
+        labels = np.fromiter((t for r in rows for t in r["labels"]), dtype=np.int32, count=int(offsets[-1]))
+        return cls({"input_ids": ids, "labels": labels, "offsets": offsets})
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> dict:
+        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+        return {"input_ids": self._ids[a:b], "labels": self._labels[a:b]}
+
+    def lengths(self) -> list[int]:
+        import numpy as np
+
+        return np.diff(self._offsets).tolist()

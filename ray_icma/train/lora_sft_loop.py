@@ -4,7 +4,7 @@ Reads top to bottom: threads + seed, model (+ LoRA), engine (DeepSpeed ZeRO or D
 data (tokenized once on the driver, batched by length here), loop, checkpoint + report. It
 reads only its ``config`` (built by ``trainer.build_trainer``).
 
-Nothing constant is recomputed per step: rows arrive tokenized, every epoch's batches are one
+Nothing constant is recomputed per step: rows arrive tokenized (packed, from the object store), every epoch's batches are one
 seeded list computed once, and bf16 (where the hardware has it, ``ray_icma.precision``) runs
 inside ``torch.autocast`` with fp32 weights and optimizer state.
 """
@@ -194,24 +194,16 @@ def _gather_across_ranks(value: float, device: Any) -> list[float]:
     return [float(p.item()) for p in parts]
 
 
-def _materialize(shard: Any) -> list[dict]:
-    """All tokenized rows of the (unsplit) dataset, in the driver's order, read once per worker."""
-    rows = []
-    for batch in shard.iter_batches(batch_size=4096, batch_format="pandas"):
-        for ids, labels in zip(batch["input_ids"], batch["labels"]):
-            rows.append({"input_ids": [int(t) for t in ids], "labels": [int(t) for t in labels]})
-    return rows
-
-
 def train_loop_per_worker(config: dict) -> None:
     """Ray Train worker entry point.
 
     Args:
-        config: ``{"train": TrainConfig.model_dump(), "num_rows": int, "deepspeed": dict | None,
+        config: ``{"train": TrainConfig.model_dump(), "rows": ObjectRef, "num_rows": int, "deepspeed": dict | None,
             "precision": "bf16" | "fp32", "pad_id": int}``, optionally ``"resume_from": str`` (a
-            checkpoint dir/URI used when the run has none of its own yet). The ``train`` dataset
-            holds the rows tokenized by the driver (``input_ids``, ``labels``).
+            checkpoint dir/URI used when the run has none of its own yet). ``rows`` refers to the
+            rows the driver tokenized, packed (``collate.PackedRows.arrays``).
     """
+    import ray
     import ray.train
     import torch
     import torch.distributed as dist
@@ -221,7 +213,7 @@ def train_loop_per_worker(config: dict) -> None:
     from ray_icma.models import apply_lora, load_causal_lm, lora_config
     from ray_icma.precision import autocast as precision_autocast
     from ray_icma.precision import describe, store_frozen_linears
-    from ray_icma.train.collate import global_batches, rank_micro_batch
+    from ray_icma.train.collate import PackedRows, global_batches, rank_micro_batch
 
     cfg, num_rows = config["train"], config["num_rows"]
     optim, data, run = cfg["optim"], cfg["data"], cfg["run"]
@@ -310,8 +302,8 @@ def train_loop_per_worker(config: dict) -> None:
     # Data: every worker reads all tokenized rows once; each global batch is a seeded,
     # length-bucketed list of row ids, and each rank pads its own slice.
     started = time.perf_counter()
-    rows = _materialize(ray.train.get_dataset_shard("train"))
-    lengths = [len(r["input_ids"]) for r in rows]
+    rows = PackedRows(ray.get(config["rows"]))  # the driver's packed rows, from the object store
+    lengths = rows.lengths()
     pad_id = config["pad_id"]
     tokens_here = padded_here = 0
     window: list[float] = []

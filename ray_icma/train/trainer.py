@@ -97,12 +97,13 @@ def build_trainer(cfg: TrainConfig | Mapping[str, Any], rows: list[dict] | None 
         rows: in-context rows to train on; default ``build_train_rows(cfg)``. They are tokenized
             here, once; the workers only pad and batch them.
     """
-    import ray.data
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from ray_icma.allocator import allocator_env
     from ray_icma.models import hub_id
+    from ray_icma.train.collate import PackedRows
     from ray_icma.train.deepspeed_config import deepspeed_config
     from ray_icma.train.lora_sft_loop import FAULT_ENV, train_loop_per_worker
 
@@ -126,12 +127,14 @@ def build_trainer(cfg: TrainConfig | Mapping[str, Any], rows: list[dict] | None 
     env = {} if use_gpu else {"DS_ACCELERATOR": "cpu", **allocator_env()}  # CPU workers: tcmalloc (ray_icma.allocator)
     if os.environ.get(FAULT_ENV):  # recovery tests: the workers read it (see lora_sft_loop.FAULT_ENV)
         env[FAULT_ENV] = os.environ[FAULT_ENV]
-    # Ray Data preserves row order so every worker reads the same rows in the same order.
-    from ray.data import ExecutionOptions
-
+    # The tokenized rows go into the object store once, packed (train.collate.PackedRows); every worker
+    # reads all of them (each cuts its own slice of every global batch) without a copy on its node.
+    # (Ray Data here cost each worker a streaming executor that kept a thread busy for the whole run.)
+    _ensure_ray()
+    rows_ref = ray.put(PackedRows.pack(tokenized).arrays)
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"train": cfg.model_dump(), "num_rows": len(tokenized), "deepspeed": ds_config, "resume_from": resume,
+        train_loop_config={"train": cfg.model_dump(), "rows": rows_ref, "num_rows": len(tokenized), "deepspeed": ds_config, "resume_from": resume,
                            "precision": precision, "pad_id": tokenizer.pad_token_id, "base_model_id": hub_id(cfg.model.name)},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cfg.scaling.cpus_per_worker}),
@@ -142,8 +145,6 @@ def build_trainer(cfg: TrainConfig | Mapping[str, Any], rows: list[dict] | None 
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
             worker_runtime_env={"env_vars": env},
         ),
-        datasets={"train": ray.data.from_items(tokenized)},
-        dataset_config=DataConfig(datasets_to_split=[], execution_options=ExecutionOptions(preserve_order=True)),
     )
 
 

@@ -81,6 +81,29 @@ def test_rank_micro_batch_slices_the_global_batch_and_pads_right(tok):
     assert (batch["labels"][mask == 0] == IGNORE_INDEX).all()
 
 
+def test_packed_rows_hold_every_row_and_batch_like_the_lists(tok):
+    """PackedRows (what the workers read from the object store): the same rows, lengths and padded micro-batches
+    as the tokenized lists; int32 arrays, read-only views are fine; rows whose labels do not match are refused."""
+    from ray_icma.train.collate import PackedRows
+
+    rows = tokenize_rows(tok, [
+        {"task": "mol2cap", "input": smi, "reference": ref, "examples": EXAMPLES[:k]}
+        for k, (smi, ref) in enumerate([("CCO", "The molecule is ethanol."), ("O", "Water."), ("CCCCCC", "Hexane, a long alkane.")])
+    ], 256)
+    packed = PackedRows.pack(rows)
+    for array in packed.arrays.values():
+        array.setflags(write=False)  # as ray.get returns them
+    assert len(packed) == 3 and packed.lengths() == [len(r["input_ids"]) for r in rows]
+    assert packed.arrays["input_ids"].dtype.name == "int32" and packed.arrays["offsets"][-1] == sum(packed.lengths())
+    for i, row in enumerate(rows):
+        assert packed[i]["input_ids"].tolist() == row["input_ids"] and packed[i]["labels"].tolist() == row["labels"]
+    for rank in (0, 1):
+        want, got = rank_micro_batch(rows, [2, 0, 1], rank, 2, tok.pad_token_id), rank_micro_batch(packed, [2, 0, 1], rank, 2, tok.pad_token_id)
+        assert all(torch.equal(want[k], got[k]) and got[k].dtype == torch.long for k in want)
+    with pytest.raises(ValueError, match="labels and input_ids differ"):
+        PackedRows.pack([{"input_ids": [1, 2, 3], "labels": [1, 2]}])
+
+
 def test_loss_ignores_prompt_tokens(tok):
     """The loss equals cross-entropy over the answer positions alone."""
     from ray_icma.models import tiny_random_llama
