@@ -95,7 +95,7 @@ def global_batches(lengths: Sequence[int], batch_rows: int, *, seed: int, epoch:
     return batches
 
 
-def rank_micro_batch(rows: Sequence[dict], batch: Sequence[int], rank: int, world_size: int, pad_id: int) -> dict:
+def rank_micro_batch(rows: Sequence[dict] | PackedRows, batch: Sequence[int], rank: int, world_size: int, pad_id: int) -> dict:
     """This rank's slice (``rank::world_size``) of a global batch, right-padded to its own longest row."""
     return pad_batch([(rows[i]["input_ids"], rows[i]["labels"]) for i in batch[rank::world_size]], pad_id)
 
