@@ -121,7 +121,7 @@ PRESETS: dict[str, dict] = {
         "datasets": ["chebi20", "pubchem324k"], "n_queries": 500, "seed": 0, "n_shot": 2, "bootstrap": 1000,
         "train": {**_TRAIN_BASE, "micro_batch_size": 16, "lr": 5e-4, "warmup_steps": 20, "val_rows": 200,
                   "eval_every": 25, "patience": 3, "token_budget": 2_000_000},
-        "generate": {**_GEN_BASE, "max_new_tokens": "auto", "batch_size": 64},
+        "generate": {**_GEN_BASE, "max_new_tokens": "auto", "batch_size": 128},
         "cutoff_len": 1024, "precision": "auto",
     },
 }
@@ -1013,9 +1013,10 @@ on one H100/H200, bf16, SmolLM2-135M, LoRA:
   + backward is ~6 x 135M x tokens = 1.6 PFLOP per arm; at a pessimistic 10% of the H100's 990
   bf16 TFLOP/s (small model, padding, Python overhead) that is ~16 s, plus ~25 s of validation
   passes (200 rows every 25 steps), so ~45 s per arm, 8 arms ~6 min, early stopping only shortens it.
-- generation: 500 queries x 128 new tokens at batch 64 = 8 batches x 128 decode steps per row;
-  HF `generate` on a 135M model is launch-bound at ~15-25 ms a step, so ~8 x 128 x 20 ms = 20 s
-  per row, 12 rows ~4 min.
+- generation: 500 queries x up to 176 new tokens ("auto": the 95th percentile of the pool's answers in
+  SmolLM2 tokens, so answers are not cut) at batch 128 = 4 batches x 176 decode steps per row;
+  HF `generate` on a 135M model is launch-bound at ~15-25 ms a step, so ~4 x 176 x 20 ms = 14 s
+  per row, 12 rows ~3 min.
 - scoring + retrieval + model loads: ~1 min. Total ~11 min; ablations then run in the same
   command if `--groups` asks for them (they are not part of the 12-minute budget).
 These are estimates from FLOP counts and typical launch latency, not measurements.
