@@ -891,6 +891,58 @@ def verdicts(res: dict[str, dict]) -> list[str]:
     return out
 
 
+def _predictions(out: Path, name: str) -> list[str] | None:
+    path = out / "predictions" / f"{name}.tsv"
+    if not path.is_file():
+        return None
+    lines = path.read_text(encoding="utf-8").split("\n")[1:]
+    return [line.split("\t")[-1] for line in lines if line]
+
+
+def copy_relation(res: dict[str, dict], out: Path) -> list[dict]:
+    """Per model row: how its outputs relate to the retrieval top-1 copy of the same data set, task,
+    retriever and queries: identical, a strict prefix of it (at least 10 characters: the model was
+    copying when it stopped), and how many generations stopped at ``max_new_tokens`` (cut, not
+    finished). Says *why* a model row loses to the copy row, with numbers."""
+    copies: dict[tuple, dict] = {}
+    for r in res.values():
+        s = r["setting"]
+        if s["arm"] == "copy":
+            copies.setdefault((s["dataset"], s["task"], s["retriever"], tuple(r["ids"])), r)
+    rows = []
+    for r in sorted(res.values(), key=lambda r: r["name"]):
+        s = r["setting"]
+        if s["arm"] == "copy" or r.get("reused_from"):
+            continue
+        c = copies.get((s["dataset"], s["task"], s["retriever"], tuple(r["ids"])))
+        if c is None:
+            continue
+        mine, theirs = _predictions(out, r["name"]), _predictions(out, c["name"])
+        if mine is None or theirs is None or len(mine) != len(theirs):
+            continue
+        gen = r.get("generation") or {}
+        rows.append({
+            "row": r["name"], "copy_row": c["name"], "n": len(mine),
+            "identical": sum(a == b for a, b in zip(mine, theirs)),
+            "prefix": sum(len(a) >= 10 and a != b and b.startswith(a) for a, b in zip(mine, theirs)),
+            "max_new_tokens": gen.get("max_new_tokens", (s.get("generate") or {}).get("max_new_tokens")),
+            "at_max_new_tokens": gen.get("rows_at_max_new_tokens"),
+        })
+    return rows
+
+
+def copy_relation_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "- no model row has a finished copy row on the same queries yet\n"
+    text = ("| model row | copy row | queries | output = copy | output a cut prefix of copy | max_new_tokens | stopped at it |\n"
+            "|---|---|---|---|---|---|---|\n")
+    for x in rows:
+        at = "not recorded" if x["at_max_new_tokens"] is None else str(x["at_max_new_tokens"])
+        text += (f"| `{x['row']}` | `{x['copy_row']}` | {x['n']} | {x['identical']} | {x['prefix']} | "
+                 f"{x['max_new_tokens']} | {at} |\n")
+    return text
+
+
 def make_plots(res: dict[str, dict], out: Path) -> list[str]:
     import matplotlib
 
@@ -985,6 +1037,8 @@ files in `settings/`; do not edit by hand (prose lives in the script's `README_*
 def write_readme(res: dict[str, dict], out: Path, preset_name: str, preset: dict, plots: list[str], notes: str) -> None:
     text = README_HEAD.format(size=preset_name, boot=preset["bootstrap"])
     text += "\n## Answers to the issue's goals (main table)\n\n" + ("\n".join(verdicts(res)) or "- no main rows yet") + "\n"
+    text += ("\n## Model rows against their retrieval copy\n\nA model row that mostly reproduces its top-1 example, "
+             "or stops part-way through it, cannot beat that example's copy.\n\n" + copy_relation_markdown(copy_relation(res, out)))
     text += "\n## Tables\n" + tables_markdown(res) + "\n"
     text += "\n## Plots\n\n" + "\n".join(f"- [`plots/{p}`](plots/{p})" for p in plots) + "\n"
     text += "\n## Runs (device, time, machine load)\n\n| row | device | finished (UTC) | train s | generate s | load avg start → end | stop reason |\n|---|---|---|---|---|---|---|\n"

@@ -58,3 +58,33 @@ def test_long_cpu_preset_generates_whole_answers_at_icmas_cutoff(pe):
     (s,) = [s for s in pe.build_settings(p, ["main"], ["cap2mol"]) if s["arm"] == "icmt"]
     (c,) = [s for s in pe.build_settings(pe.PRESETS["cpu"], ["main"], ["cap2mol"]) if s["arm"] == "icmt"]
     assert s["name"] == c["name"] and pe.setting_hash(s) != pe.setting_hash(c)
+
+
+def _row(name: str, arm: str, ids: list[str], retriever: str = "bm25", **extra) -> dict:
+    return {"name": name, "ids": ids, "setting": {"arm": arm, "dataset": "chebi20", "task": "cap2mol", "retriever": retriever,
+                                                  "generate": {"max_new_tokens": 40}}, **extra}
+
+
+def _tsv(out: Path, name: str, outputs: list[str]) -> None:
+    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    lines = ["description\tground truth\toutput"] + [f"q{i}\tref{i}\t{o}" for i, o in enumerate(outputs)]
+    (out / "predictions" / f"{name}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_copy_relation_counts_copies_and_cut_copies_against_the_same_retrievers_copy(pe, tmp_path):
+    ids = ["1", "2", "3", "4"]
+    copy = ["CCCCCCCCCCCCOC(=O)C", "c1ccccc1O", "CCN(CC)CCOC(=O)c1ccccc1", "OCC(O)CO"]
+    _tsv(tmp_path, "c", copy)
+    _tsv(tmp_path, "c-random", ["N", "N", "N", "N"])  # another retriever's copy: never the reference
+    # identical, too short to call a prefix (< 10 characters), cut after 11 characters, different
+    _tsv(tmp_path, "m", ["CCCCCCCCCCCCOC(=O)C", "c1ccccc1", "CCN(CC)CCOC", "OCC(O)CN"])
+    res = {"c-random": _row("c-random", "copy", ids, retriever="random"), "c": _row("c", "copy", ids),
+           "m": _row("m", "icmt", ids, generation={"max_new_tokens": 176, "rows_at_max_new_tokens": 1}),
+           "r": _row("r", "icmt", ids, reused_from="m"),                # the same result under another name: listed once
+           "other": _row("other", "icmt", ["9", "8", "7", "6"])}        # other queries: no copy row to compare with
+    _tsv(tmp_path, "r", ["x"] * 4)
+    _tsv(tmp_path, "other", ["x"] * 4)
+    (got,) = pe.copy_relation(res, tmp_path)
+    assert got == {"row": "m", "copy_row": "c", "n": 4, "identical": 1, "prefix": 1, "max_new_tokens": 176, "at_max_new_tokens": 1}
+    table = pe.copy_relation_markdown([got])
+    assert "| `m` | `c` | 4 | 1 | 1 | 176 | 1 |" in table
