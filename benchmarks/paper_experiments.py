@@ -921,12 +921,19 @@ def copy_relation(res: dict[str, dict], out: Path) -> list[dict]:
         if mine is None or theirs is None or len(mine) != len(theirs):
             continue
         gen = r.get("generation") or {}
+        differ = np.array([i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b], dtype=np.int64)
+        on_differ: dict[str, list[float]] = {}
+        if len(differ) and "row_stats" in r and "row_stats" in c:  # the headline metrics where the model did not copy
+            ms = metrics_from_stats(s["task"], {k: np.asarray(v, dtype=np.float64) for k, v in r["row_stats"].items()}, differ[None, :])
+            cs = metrics_from_stats(s["task"], {k: np.asarray(v, dtype=np.float64) for k, v in c["row_stats"].items()}, differ[None, :])
+            on_differ = {k: [round(float(ms[k][0]), 3), round(float(cs[k][0]), 3)] for k in HEADLINE[s["task"]]}
         rows.append({
             "row": r["name"], "copy_row": c["name"], "n": len(mine),
             "identical": sum(a == b for a, b in zip(mine, theirs)),
             "prefix": sum(len(a) >= 10 and a != b and b.startswith(a) for a, b in zip(mine, theirs)),
             "max_new_tokens": gen.get("max_new_tokens", (s.get("generate") or {}).get("max_new_tokens")),
             "at_max_new_tokens": gen.get("rows_at_max_new_tokens"),
+            "where_different": on_differ,
         })
     return rows
 
@@ -934,12 +941,13 @@ def copy_relation(res: dict[str, dict], out: Path) -> list[dict]:
 def copy_relation_markdown(rows: list[dict]) -> str:
     if not rows:
         return "- no model row has a finished copy row on the same queries yet\n"
-    text = ("| model row | copy row | queries | output = copy | output a cut prefix of copy | max_new_tokens | stopped at it |\n"
-            "|---|---|---|---|---|---|---|\n")
+    text = ("| model row | copy row | queries | output = copy | output a cut prefix of copy | max_new_tokens | stopped at it "
+            "| where the output differs from the copy: model vs copy |\n|---|---|---|---|---|---|---|---|\n")
     for x in rows:
         at = "not recorded" if x["at_max_new_tokens"] is None else str(x["at_max_new_tokens"])
+        wd = "; ".join(f"{k} {m:.3f} vs {c:.3f}" for k, (m, c) in x.get("where_different", {}).items()) or "-"
         text += (f"| `{x['row']}` | `{x['copy_row']}` | {x['n']} | {x['identical']} | {x['prefix']} | "
-                 f"{x['max_new_tokens']} | {at} |\n")
+                 f"{x['max_new_tokens']} | {at} | {wd} |\n")
     return text
 
 

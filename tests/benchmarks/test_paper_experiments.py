@@ -78,13 +78,21 @@ def test_copy_relation_counts_copies_and_cut_copies_against_the_same_retrievers_
     _tsv(tmp_path, "c-random", ["N", "N", "N", "N"])  # another retriever's copy: never the reference
     # identical, too short to call a prefix (< 10 characters), cut after 11 characters, different
     _tsv(tmp_path, "m", ["CCCCCCCCCCCCOC(=O)C", "c1ccccc1", "CCN(CC)CCOC", "OCC(O)CN"])
-    res = {"c-random": _row("c-random", "copy", ids, retriever="random"), "c": _row("c", "copy", ids),
-           "m": _row("m", "icmt", ids, generation={"max_new_tokens": 176, "rows_at_max_new_tokens": 1}),
+    def stats(exact, morgan):  # per-query statistics as score() stores them (BLEU counts: every n-gram matched)
+        return {"bleu_counts": [[1] * 10] * 4, "exact": exact, "levenshtein": [0] * 4, "validity": [1] * 4,
+                "maccs_fts": morgan, "rdk_fts": morgan, "morgan_fts": morgan}
+
+    res = {"c-random": _row("c-random", "copy", ids, retriever="random"),
+           "c": _row("c", "copy", ids, row_stats=stats([1, 1, 1, 0], [0.5, 0.8, 0.8, 0.8])),
+           "m": _row("m", "icmt", ids, generation={"max_new_tokens": 176, "rows_at_max_new_tokens": 1},
+                     row_stats=stats([1, 0, 0, 1], [0.5, 0.2, 0.2, 0.2])),
            "r": _row("r", "icmt", ids, reused_from="m"),                # the same result under another name: listed once
            "other": _row("other", "icmt", ["9", "8", "7", "6"])}        # other queries: no copy row to compare with
     _tsv(tmp_path, "r", ["x"] * 4)
     _tsv(tmp_path, "other", ["x"] * 4)
     (got,) = pe.copy_relation(res, tmp_path)
-    assert got == {"row": "m", "copy_row": "c", "n": 4, "identical": 1, "prefix": 1, "max_new_tokens": 176, "at_max_new_tokens": 1}
+    # the headline metrics on the 3 queries whose output is not the copy's (the first query is left out)
+    assert got == {"row": "m", "copy_row": "c", "n": 4, "identical": 1, "prefix": 1, "max_new_tokens": 176, "at_max_new_tokens": 1,
+                   "where_different": {"bleu": [1.0, 1.0], "exact": [0.333, 0.667], "morgan_fts": [0.2, 0.8]}}
     table = pe.copy_relation_markdown([got])
-    assert "| `m` | `c` | 4 | 1 | 1 | 176 | 1 |" in table
+    assert "| `m` | `c` | 4 | 1 | 1 | 176 | 1 | bleu 1.000 vs 1.000; exact 0.333 vs 0.667; morgan_fts 0.200 vs 0.800 |" in table
