@@ -752,14 +752,18 @@ def load_results(out: Path) -> dict[str, dict]:
     return res
 
 
+def _row_stats(r: dict) -> dict[str, np.ndarray]:
+    """A result's stored per-query statistics as arrays (``metrics_from_stats``' input)."""
+    return {k: np.asarray(v, dtype=np.float64) for k, v in r["row_stats"].items()}
+
+
 def paired_diff(a: dict, b: dict) -> dict[str, list[float]]:
     """ICMT-style row ``a`` minus baseline ``b`` on the same queries: point and 95% paired bootstrap CI.
     Sign convention: positive = ``a`` better (Levenshtein is negated)."""
     if a["ids"] != b["ids"]:
         raise ValueError(f"{a['name']} and {b['name']} were scored on different queries")
     task = a["setting"]["task"]
-    sa = {k: np.asarray(v, dtype=np.float64) for k, v in a["row_stats"].items()}
-    sb = {k: np.asarray(v, dtype=np.float64) for k, v in b["row_stats"].items()}
+    sa, sb = _row_stats(a), _row_stats(b)
     n = len(a["ids"])
     idx = np.vstack([np.arange(n)[None, :], bootstrap_idx(n, a["setting"]["bootstrap"], a["setting"]["seed"] + 7)])
     ma, mb = metrics_from_stats(task, sa, idx), metrics_from_stats(task, sb, idx)
@@ -892,12 +896,12 @@ def verdicts(res: dict[str, dict]) -> list[str]:
     return out
 
 
-def _predictions(out: Path, name: str) -> list[str] | None:
+def _predictions(out: Path, name: str, task: str) -> list[str] | None:
+    """The outputs of a row's MolT5 TSV (the product's reader), or None before the row has written one."""
+    from ray_icma.evaluate.predictions import read_predictions
+
     path = out / "predictions" / f"{name}.tsv"
-    if not path.is_file():
-        return None
-    lines = path.read_text(encoding="utf-8").split("\n")[1:]
-    return [line.split("\t")[-1] for line in lines if line]
+    return read_predictions(path, task).predictions if path.is_file() else None
 
 
 def copy_relation(res: dict[str, dict], out: Path) -> list[dict]:
@@ -918,15 +922,15 @@ def copy_relation(res: dict[str, dict], out: Path) -> list[dict]:
         c = copies.get((s["dataset"], s["task"], s["retriever"], tuple(r["ids"])))
         if c is None:
             continue
-        mine, theirs = _predictions(out, r["name"]), _predictions(out, c["name"])
+        mine, theirs = _predictions(out, r["name"], s["task"]), _predictions(out, c["name"], s["task"])
         if mine is None or theirs is None or len(mine) != len(theirs):
             continue
         gen = r.get("generation") or {}
         differ = np.array([i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b], dtype=np.int64)
         on_differ: dict[str, list[float]] = {}
         if len(differ) and "row_stats" in r and "row_stats" in c:  # the headline metrics where the model did not copy
-            ms = metrics_from_stats(s["task"], {k: np.asarray(v, dtype=np.float64) for k, v in r["row_stats"].items()}, differ[None, :])
-            cs = metrics_from_stats(s["task"], {k: np.asarray(v, dtype=np.float64) for k, v in c["row_stats"].items()}, differ[None, :])
+            ms = metrics_from_stats(s["task"], _row_stats(r), differ[None, :])
+            cs = metrics_from_stats(s["task"], _row_stats(c), differ[None, :])
             on_differ = {k: [round(float(ms[k][0]), 3), round(float(cs[k][0]), 3)] for k in HEADLINE[s["task"]]}
         rows.append({
             "row": r["name"], "copy_row": c["name"], "n": len(mine),
