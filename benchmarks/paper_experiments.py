@@ -867,6 +867,16 @@ def _comparisons(rows: list[dict]) -> list[tuple[str, dict]]:
     return comps
 
 
+def _states(d: dict[str, list[float]], task: str) -> list[tuple[str, str]]:
+    """Each headline metric of a paired difference: (its text, "better" | "worse" | "not separable")."""
+    out = []
+    for k in HEADLINE[task]:
+        p, lo, hi = d[k]
+        state = "better" if lo > 0 else ("worse" if hi < 0 else "not separable")
+        out.append((f"{k} {p:+.3f} [{lo:+.3f}, {hi:+.3f}] ({state})", state))
+    return out
+
+
 def verdicts(res: dict[str, dict]) -> list[str]:
     """The issue's goals, answered per (data set, task) of the main table from the paired intervals."""
     out = []
@@ -884,15 +894,54 @@ def verdicts(res: dict[str, dict]) -> list[str]:
             if other not in arms:
                 out.append(f"- {ds} {task}: ICMT {goal}? {other} row not finished yet.")
                 continue
-            d = paired_diff(arms["icmt"], arms[other])
-            parts, wins = [], 0
-            for k in HEADLINE[task]:
-                p, lo, hi = d[k]
-                state = "better" if lo > 0 else ("worse" if hi < 0 else "not separable")
-                wins += lo > 0
-                parts.append(f"{k} {p:+.3f} [{lo:+.3f}, {hi:+.3f}] ({state})")
-            verdict = "YES" if wins == len(HEADLINE[task]) else "NO"
-            out.append(f"- {ds} {task}: ICMT {goal} on every headline metric outside the interval: **{verdict}** — " + "; ".join(parts))
+            states = _states(paired_diff(arms["icmt"], arms[other]), task)
+            verdict = "YES" if all(state == "better" for _, state in states) else "NO"
+            out.append(f"- {ds} {task}: ICMT {goal} on every headline metric outside the interval: **{verdict}** — "
+                       + "; ".join(text for text, _ in states))
+    return out
+
+
+#: parameters of the models the ``model`` ablation compares (a larger model should help)
+MODEL_PARAMS = {"smollm2-135m": 135e6, "gemma3-270m": 270e6}
+
+
+def _direction_pairs(group: str, rows: list[dict]) -> list[tuple[str, dict, dict]]:
+    """(claim, row that should be better, row it should beat) for one ablation table's trained rows."""
+    if group == "nshot":
+        by_n = sorted(rows, key=lambda r: r["setting"]["n_shot"])
+        return [("more examples help", hi, lo) for lo, hi in zip(by_n, by_n[1:])]
+    if group == "reversal":
+        on = [r for r in rows if r["setting"]["reverse"]]
+        off = [r for r in rows if not r["setting"]["reverse"]]
+        return [("sequence reversal helps", on[0], off[0])] if on and off else []
+    if group == "retriever":
+        rand = [r for r in rows if r["setting"]["retriever"] == "random"]
+        return [("better retrieval helps (than random examples)", r, rand[0])
+                for r in sorted(rows, key=lambda r: r["name"]) if rand and r is not rand[0]]
+    if group == "model":
+        by_size = sorted(rows, key=lambda r: MODEL_PARAMS[r["setting"]["model"]])
+        return [("a larger model helps", hi, lo) for lo, hi in zip(by_size, by_size[1:])]
+    return []  # strategy and cutoff: the paper states no direction; their tables stand alone
+
+
+def directions(res: dict[str, dict]) -> list[str]:
+    """The paper's ablation directions, each judged from the paired intervals of the headline metrics:
+    confirmed = at least one better outside its interval and none worse; refuted = the reverse; mixed = both;
+    not separable = none outside its interval."""
+    tables: dict[tuple, list[dict]] = {}
+    for r in res.values():
+        s = r["setting"]
+        if s["group"] != "main" and s["arm"] == "icmt":
+            tables.setdefault((s["group"], s["dataset"], s["task"]), []).append(r)
+    out = []
+    for (group, ds, task), rows in sorted(tables.items(), key=lambda kv: (GROUPS.index(kv[0][0]), kv[0][1], kv[0][2])):
+        for claim, better, worse in _direction_pairs(group, rows):
+            states = _states(paired_diff(better, worse), task)
+            kinds = {state for _, state in states}
+            verdict = ("mixed" if {"better", "worse"} <= kinds else "confirmed" if "better" in kinds
+                       else "refuted" if "worse" in kinds else "not separable")
+            out.append(f"- {ds} {task}, {claim}: `{better['name']}` vs `{worse['name']}`: **{verdict}** — "
+                       + "; ".join(text for text, _ in states))
     return out
 
 
@@ -1050,6 +1099,9 @@ files in `settings/`; do not edit by hand (prose lives in the script's `README_*
 def write_readme(res: dict[str, dict], out: Path, preset_name: str, preset: dict, plots: list[str], notes: str) -> None:
     text = README_HEAD.format(size=preset_name, boot=preset["bootstrap"])
     text += "\n## Answers to the issue's goals (main table)\n\n" + ("\n".join(verdicts(res)) or "- no main rows yet") + "\n"
+    text += ("\n## The paper's ablation directions (trained rows, headline metrics, paired 95% intervals)\n\n"
+             "confirmed = at least one headline metric better outside its interval and none worse; refuted = the reverse; "
+             "mixed = both; not separable = none outside its interval.\n\n" + ("\n".join(directions(res)) or "- no ablation rows yet") + "\n")
     text += ("\n## Model rows against their retrieval copy\n\nA model row that mostly reproduces its top-1 example, "
              "or stops part-way through it, cannot beat that example's copy.\n\n" + copy_relation_markdown(copy_relation(res, out)))
     text += "\n## Tables\n" + tables_markdown(res) + "\n"

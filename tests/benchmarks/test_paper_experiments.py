@@ -96,3 +96,35 @@ def test_copy_relation_counts_copies_and_cut_copies_against_the_same_retrievers_
                    "where_different": {"bleu": [1.0, 1.0], "exact": [0.333, 0.667], "morgan_fts": [0.2, 0.8]}}
     table = pe.copy_relation_markdown([got])
     assert "| `m` | `c` | 4 | 1 | 1 | 176 | 1 | bleu 1.000 vs 1.000; exact 0.333 vs 0.667; morgan_fts 0.200 vs 0.800 |" in table
+
+
+def test_ablation_directions_judge_each_claim_from_paired_intervals(pe):
+    rng = np.random.default_rng(1)
+    n = 40
+    ids = [str(i) for i in range(n)]
+    base = rng.uniform(0.2, 0.6, size=n)
+
+    def row(name, group, arm="icmt", morgan=0.0, matched=3, **setting):
+        stats = {"bleu_counts": [[matched, 4] * 4 + [4, 4]] * n, "exact": [0] * n, "levenshtein": [1] * n, "validity": [1] * n,
+                 "maccs_fts": list(base + morgan), "rdk_fts": list(base + morgan), "morgan_fts": list(base + morgan)}
+        s = {"group": group, "dataset": "chebi20", "task": "cap2mol", "arm": arm, "n_shot": 2, "reverse": True,
+             "retriever": "bm25", "model": "smollm2-135m", "bootstrap": 200, "seed": 0, **setting}
+        return name, {"name": name, "ids": ids, "setting": s, "row_stats": stats}
+
+    res = dict([
+        row("one", "nshot", n_shot=1), row("two", "nshot", morgan=0.2, n_shot=2), row("four", "nshot", n_shot=4),  # names not in n order
+        row("on", "reversal"), row("off", "reversal", reverse=False),
+        row("rand", "retriever", retriever="random"), row("bm25", "retriever", morgan=0.1),
+        row("rand-copy", "retriever", arm="copy", morgan=0.5, retriever="random"),  # copy rows are not trained rows
+        row("small", "model"), row("large", "model", morgan=0.2, matched=2, model="gemma3-270m"),
+        row("code", "strategy"), row("top", "strategy", morgan=0.3, strategy="top"),  # no claimed direction
+        row("icmt", "main", morgan=0.3),
+    ])
+    got = {line.split("**")[0].removeprefix("- chebi20 cap2mol, "): line.split("**")[1] for line in pe.directions(res)}
+    assert got == {
+        "more examples help: `two` vs `one`: ": "confirmed",     # Morgan FTS up, BLEU and exact equal
+        "more examples help: `four` vs `two`: ": "refuted",      # Morgan FTS back down
+        "better retrieval helps (than random examples): `bm25` vs `rand`: ": "confirmed",
+        "sequence reversal helps: `on` vs `off`: ": "not separable",
+        "a larger model helps: `large` vs `small`: ": "mixed",  # Morgan FTS up, BLEU down
+    }
