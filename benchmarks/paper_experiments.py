@@ -803,13 +803,18 @@ def _train_cell(r: dict) -> str:
     return f"{t['best_tokens']:,}/{t['tokens']:,} ({t['best_step']}/{t['steps']} steps)"
 
 
-def tables_markdown(res: dict[str, dict]) -> str:
-    lines: list[str] = []
-    groups: dict[tuple, list[dict]] = {}
+def _tables(res: dict[str, dict]) -> list[tuple[tuple[str, str, str], list[dict]]]:
+    """The results as the README's tables: ((group, data set, task), rows), in the order of ``GROUPS``."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for r in res.values():
         s = r["setting"]
         groups.setdefault((s["group"], s["dataset"], s["task"]), []).append(r)
-    for (group, ds, task), rows in sorted(groups.items(), key=lambda kv: (GROUPS.index(kv[0][0]), kv[0][1], kv[0][2])):
+    return sorted(groups.items(), key=lambda kv: (GROUPS.index(kv[0][0]), kv[0][1], kv[0][2]))
+
+
+def tables_markdown(res: dict[str, dict]) -> str:
+    lines: list[str] = []
+    for (group, ds, task), rows in _tables(res):
         names = METRICS[task]
         n_q = rows[0]["setting"]["n_queries"]
         lines.append(f"\n### {group}: {DATASETS[ds]['label']}, {task}, {n_q} test queries\n")
@@ -921,21 +926,17 @@ def _direction_pairs(group: str, rows: list[dict]) -> list[tuple[str, dict, dict
     if group == "model":
         by_size = sorted(rows, key=lambda r: MODEL_PARAMS[r["setting"]["model"]])
         return [("a larger model helps", hi, lo) for lo, hi in zip(by_size, by_size[1:])]
-    return []  # strategy and cutoff: the paper states no direction; their tables stand alone
+    return []  # main (its own verdicts), strategy and cutoff: the paper states no direction for them
 
 
 def directions(res: dict[str, dict]) -> list[str]:
     """The paper's ablation directions, each judged from the paired intervals of the headline metrics:
     confirmed = at least one better outside its interval and none worse; refuted = the reverse; mixed = both;
     not separable = none outside its interval."""
-    tables: dict[tuple, list[dict]] = {}
-    for r in res.values():
-        s = r["setting"]
-        if s["group"] != "main" and s["arm"] == "icmt":
-            tables.setdefault((s["group"], s["dataset"], s["task"]), []).append(r)
     out = []
-    for (group, ds, task), rows in sorted(tables.items(), key=lambda kv: (GROUPS.index(kv[0][0]), kv[0][1], kv[0][2])):
-        for claim, better, worse in _direction_pairs(group, rows):
+    for (group, ds, task), rows in _tables(res):
+        trained = [r for r in rows if r["setting"]["arm"] == "icmt"]
+        for claim, better, worse in _direction_pairs(group, trained):
             states = _states(paired_diff(better, worse), task)
             kinds = {state for _, state in states}
             verdict = ("mixed" if {"better", "worse"} <= kinds else "confirmed" if "better" in kinds
