@@ -13,6 +13,7 @@ the end of this file.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -177,17 +178,55 @@ _SERVICE_MARKS = ("es", "ray_cluster", "shared")  # shared: full data sets and r
 _SLOW_FOLDERS = {"integration", "serve", "cluster"}  # netns clusters; the shared Serve app; kustomize renders + control plane
 
 
+# Folders whose tests share a costly service through package-scoped fixtures: the netns Ray cluster
+# (tests/integration) and the deployed Serve apps (tests/serve). Their modules run together, at the place
+# the seed put the first of them, so each service is started once and stopped when its folder is done
+# instead of idling (Ray agents, Serve replicas) under every later test. The order stays random: the
+# seed decides where each group runs and the order of modules and tests inside it.
+_GROUPED_FOLDERS = {"integration", "serve"}
+
+
+def _top_folder(item) -> str:
+    try:
+        return Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+    except ValueError:
+        return ""
+
+
+def group_service_folders(items: list) -> list:
+    """``items`` with each of ``_GROUPED_FOLDERS`` made contiguous at its first item's place (stable)."""
+    folders = [_top_folder(item) for item in items]
+    first: dict[str, int] = {}
+    for i, folder in enumerate(folders):
+        first.setdefault(folder, i)
+    place = [first[f] if f in _GROUPED_FOLDERS else i for i, f in enumerate(folders)]
+    return [items[i] for i in sorted(range(len(items)), key=place.__getitem__)]
+
+
 def pytest_collection_modifyitems(config, items):
+    items[:] = group_service_folders(items)  # after pytest-randomly's shuffle (its hook wraps this one)
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         for fixture, mark in _SERVICE_FIXTURES.items():
             if fixture in names and item.get_closest_marker(mark) is None:
                 item.add_marker(getattr(pytest.mark, mark))
-        try:
-            folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
-        except ValueError:
-            folder = ""
+        folder = _top_folder(item)
         if item.get_closest_marker("slow") is None and (
             folder in _SLOW_FOLDERS or any(item.get_closest_marker(m) for m in _SERVICE_MARKS)
         ):
             item.add_marker(pytest.mark.slow)
+
+
+# -- the suite's wall-clock budget ----------------------------------------------------------------
+# CI stops a run at 90 minutes, setup included, and a run stopped there prints nothing of what was slow.
+# Past the budget (RAY_ICMA_SUITE_BUDGET_S; 75 min under CI=true, none otherwise) every test not yet
+# started fails at once, so the run ends with its failures and --durations instead of being cut off.
+_SUITE_BUDGET_S = float(os.environ.get("RAY_ICMA_SUITE_BUDGET_S") or (4500 if IN_CI else 0))
+_SUITE_STARTED = time.monotonic()
+
+
+def pytest_runtest_setup(item):
+    spent = time.monotonic() - _SUITE_STARTED
+    if _SUITE_BUDGET_S and spent > _SUITE_BUDGET_S:
+        pytest.fail(f"not run: the suite's budget of {_SUITE_BUDGET_S:.0f} s (RAY_ICMA_SUITE_BUDGET_S) was spent "
+                    f"({spent:.0f} s) before this test started", pytrace=False)

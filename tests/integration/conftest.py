@@ -214,7 +214,7 @@ class NetnsCluster:
         return self.wait(self.submit(args), timeout)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def netns_cluster():
     """Head + ``N_NODES`` worker nodes on their own network namespaces; always torn down."""
     problem = _capability_problem()

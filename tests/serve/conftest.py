@@ -19,7 +19,7 @@ ALICE, BOB, OPS = "alice-key-0001", "bob-key-0002", "ops-admin-0003"
 DEPLOY_TIMEOUT_S = 240
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def serve_instance(ray_cluster):
     """Serve on the cluster, one proxy (HeadOnly: all test nodes share 127.0.0.1), shut down at the end."""
     from ray import serve
@@ -190,7 +190,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def es_forwarder(es_url):
     from urllib.parse import urlparse
 
@@ -200,7 +200,7 @@ def es_forwarder(es_url):
     fwd.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def es_index_name(es_url):
     """A per-run alias name; its indices are deleted at the end."""
     name = f"test-serve-{uuid.uuid4().hex[:8]}"
@@ -219,7 +219,7 @@ def pool_file(chebi20_pool_file) -> Path:
     return chebi20_pool_file
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def icma_app(serve_instance, chebi20_pool_file, tiny_model_dirs) -> str:
     """The main app: bm25s captions, Morgan molecules, separate Retriever/Reranker deployments, the tiny
     random Llama with two LoRA adapters (one per task). Returns its base URL."""
@@ -235,7 +235,7 @@ def pool_records(chebi20_pool_file):
     return load_records(chebi20_pool_file).records
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def auth_app(serve_instance, chebi20_pool_file) -> str:
     """A retrieval-only app with API keys on (rate 0.5/s, burst 3 per key), one ingress replica. Its base URL."""
     env = {"RAY_ICMA_API_KEYS": f"alice:{ALICE},bob:{BOB}", "RAY_ICMA_ADMIN_KEYS": f"ops:{OPS}"}
