@@ -80,7 +80,7 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("RAY_ICMA_RECOVERY_OUT", "unset", "JSON file the integration fault tests write their recovery figures to", "tests"),
     EnvVar("RAY_ICMA_FAULT_ES_PORT", "9250", "port of the throw-away Elasticsearch the ES fault test kills", "tests"),
     EnvVar("RAY_ICMA_SERVE_TEST_PORT", "8123", "HTTP port of the tests/serve app", "tests"),
-    EnvVar("RAY_ICMA_SUITE_BUDGET_S", "4500 under CI=true, else none",
+    EnvVar("RAY_ICMA_SUITE_BUDGET_S", "4000 under CI=true, else none",
            "wall-clock seconds after which the test suite fails every test not yet started", "tests"),
     EnvVar("RAY_ICMA_TEST_NO_KEYS", "unset", "deliberately unset key variable in tests/serve/test_auth.py", "tests"),
     EnvVar("RAY_ICMA_TEST_NO_ADMIN", "unset", "deliberately unset admin-key variable in tests/serve/test_auth.py", "tests"),
