@@ -28,7 +28,9 @@ def test_any_shuffle_keeps_every_item_and_each_group_contiguous():
         assert sorted(i.n for i in out) == list(range(40))
         for folder in _GROUPED_FOLDERS:
             at = [k for k, item in enumerate(out) if item.path.parent.name == folder]
-            assert at == list(range(at[0], at[0] + len(at))) if at else True
+            if not at:
+                continue
+            assert at == list(range(at[0], at[0] + len(at)))
             assert [out[k].n for k in at] == sorted(out[k].n for k in at)  # their own order is kept
         others = [i.n for i in out if i.path.parent.name not in _GROUPED_FOLDERS]
         assert others == sorted(others)
