@@ -204,18 +204,58 @@ def setting_hash(s: dict) -> str:
 _CACHE: dict[Any, Any] = {}
 
 
-def load_dataset(name: str, n_queries: int, seed: int):
-    """(queries sample, pool) records; the query sample depends only on (data set, n, seed)."""
+def _records_cache(work: Path | None, name: str, n_queries: int, seed: int) -> Path | None:
+    return work / "records" / f"{name}-q{n_queries}s{seed}.json" if work else None
+
+
+def _sources_sha256(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def dataset_available(name: str, n_queries: int, seed: int, work: Path | None) -> bool:
+    """The data set's files are under ../shared, or a records cache of it is in the work folder."""
+    spec = DATASETS[name]
+    if all((SHARED / spec[k]).is_file() for k in ("pool", "queries")):
+        return True
+    cache = _records_cache(work, name, n_queries, seed)
+    return bool(cache and cache.is_file())
+
+
+def load_dataset(name: str, n_queries: int, seed: int, work: Path | None = None):
+    """(queries sample, pool) records; the query sample depends only on (data set, n, seed).
+
+    With a work folder the loaded records are also kept in ``<work>/records/<name>-q<n>s<seed>.json``
+    with the sha256 of the source files: a machine without ../shared (or without RDKit, which the
+    loader's SMILES check needs), such as a lent GPU machine, reads that cache instead; where the
+    sources are present, a cache whose hash differs from theirs is rebuilt."""
     key = ("data", name, n_queries, seed)
     if key not in _CACHE:
-        from ray_icma.data import load_records
+        from ray_icma.data.records import MoleculeRecord
 
         spec = DATASETS[name]
-        pool = list(load_records(SHARED / spec["pool"]).records)
-        queries = list(load_records(SHARED / spec["queries"]).records)
-        if n_queries < len(queries):
-            picked = sorted(random.Random(seed).sample(range(len(queries)), n_queries))
-            queries = [queries[i] for i in picked]
+        sources = [SHARED / spec["pool"], SHARED / spec["queries"]]
+        cache = _records_cache(work, name, n_queries, seed)
+        digest = _sources_sha256(sources) if all(p.is_file() for p in sources) else None
+        cached = json.loads(cache.read_text(encoding="utf-8")) if cache and cache.is_file() else None
+        if cached and (digest is None or cached["sources_sha256"] == digest):
+            pool = [MoleculeRecord(**r) for r in cached["pool"]]
+            queries = [MoleculeRecord(**r) for r in cached["queries"]]
+        elif digest is None:
+            raise FileNotFoundError(f"{', '.join(map(str, sources))} not found and no records cache {cache}")
+        else:
+            from ray_icma.data import load_records
+
+            pool = list(load_records(sources[0]).records)
+            queries = list(load_records(sources[1]).records)
+            if n_queries < len(queries):
+                picked = sorted(random.Random(seed).sample(range(len(queries)), n_queries))
+                queries = [queries[i] for i in picked]
+            if cache:
+                _write_json(cache, {"sources_sha256": digest, "queries": [r.to_dict() for r in queries],
+                                    "pool": [r.to_dict() for r in pool]})
         _CACHE[key] = (queries, pool)
     return _CACHE[key]
 
@@ -230,7 +270,7 @@ def contexts_for(work: Path, s: dict, split: str):
     """Retrieval lists (k best pool items) for the test queries (``test``) or the pool itself (``pool``)."""
     from ray_icma.jobs.contexts import build_contexts, read_contexts
 
-    queries, pool = load_dataset(s["dataset"], s["n_queries"], s["seed"])
+    queries, pool = load_dataset(s["dataset"], s["n_queries"], s["seed"], work)
     tag = s["retriever"].split(":")[0] if not s["retriever"].startswith("gnn:") else "gnn-" + Path(s["retriever"][4:]).stem
     n_part = f"q{s['n_queries']}s{s['seed']}" if split == "test" else "pool"
     path = work / "contexts" / f"{s['dataset']}-{s['task']}-{tag}-{n_part}-k{s['k']}.jsonl"
@@ -348,7 +388,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
 
     t = s["train"]
     seed = s["seed"]
-    queries, pool = load_dataset(s["dataset"], s["n_queries"], seed)
+    queries, pool = load_dataset(s["dataset"], s["n_queries"], seed, work)
     train_recs, val_recs = val_split(pool, t["val_rows"], seed)
     ctx = contexts_for(work, s, "pool") if s["n_shot"] > 0 else None
     # examples come only from training rows: the held-out answers never appear in a training prompt
@@ -662,8 +702,16 @@ def _load_avg() -> list[float]:
         return []
 
 
-def run_setting(s: dict, work: Path, out: Path, device: str, tokenizer: str, say) -> dict:
-    queries, pool = load_dataset(s["dataset"], s["n_queries"], s["seed"])
+def pending_path(out: Path, name: str) -> Path:
+    """Where a setting's unscored result waits (predictions made, MolT5 metrics not yet computed)."""
+    return out / "pending" / f"{name}.json"
+
+
+def produce_setting(s: dict, work: Path, out: Path, device: str, say) -> dict:
+    """Retrieval, training and generation of one setting: its predictions TSV and its unscored result,
+    written to ``pending_path`` before anything is scored (scoring needs RDKit and NLTK, which a lent
+    GPU machine lacks: ``--defer-scoring`` there, ``--score-only`` here)."""
+    queries, pool = load_dataset(s["dataset"], s["n_queries"], s["seed"], work)
     started = time.perf_counter()
     load_start = _load_avg()
     timings: dict[str, float] = {}
@@ -687,7 +735,6 @@ def run_setting(s: dict, work: Path, out: Path, device: str, tokenizer: str, say
     else:
         trained = None
         if s["arm"] in ("icmt", "finetune"):
-            t0 = time.perf_counter()
             saved = work / "models" / s["name"] / "train.json"
             if saved.is_file() and json.loads(saved.read_text()).get("hash") == setting_hash(s):
                 trained = json.loads(saved.read_text())  # trained before, generation/scoring did not finish
@@ -703,20 +750,39 @@ def run_setting(s: dict, work: Path, out: Path, device: str, tokenizer: str, say
         result["generation"] = gen_meta
     if trained:
         result["training"] = {k: v for k, v in trained.items() if k not in ("adapter_dir", "model_dir")}
-    t0 = time.perf_counter()
-    result.update(score(s, ids, inputs, refs, preds, tokenizer))
-    timings["score_s"] = round(time.perf_counter() - t0, 1)
-    timings["total_s"] = round(time.perf_counter() - started, 1)
-    result.update(ids=ids, timings=timings, device=device, device_name=_device_name(device),
-                  load_avg_start=load_start, load_avg_end=_load_avg(),
-                  finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), git=_git_rev())
+    timings["produce_s"] = round(time.perf_counter() - started, 1)
+    result.update(ids=ids, inputs=inputs, refs=refs, preds=preds, timings=timings, device=device,
+                  device_name=_device_name(device), load_avg_start=load_start, load_avg_end=_load_avg(),
+                  produced=datetime.now(timezone.utc).isoformat(timespec="seconds"), git=_git_rev())
     pred_path = out / "predictions" / f"{s['name']}.tsv"
     pred_path.parent.mkdir(parents=True, exist_ok=True)
     with pred_path.open("w", encoding="utf-8") as fh:
         fh.write(TSV_HEADER[task] + "\n")
         for i, r, p in zip(inputs, refs, preds):
             fh.write(f"{i}\t{r}\t{p}\n")
+    _write_json(pending_path(out, s["name"]), result)
     return result
+
+
+def finish_setting(pending: dict, out: Path, tokenizer: str) -> dict:
+    """Score a produced setting (MolT5 metrics, bootstrap intervals): its final result, which replaces
+    the pending file under ``settings/``."""
+    s = pending["setting"]
+    result = {k: v for k, v in pending.items() if k not in ("inputs", "refs", "preds")}
+    t0 = time.perf_counter()
+    result.update(score(s, pending["ids"], pending["inputs"], pending["refs"], pending["preds"], tokenizer))
+    timings = dict(pending["timings"])
+    timings["score_s"] = round(time.perf_counter() - t0, 1)
+    timings["total_s"] = round(timings["produce_s"] + timings["score_s"], 1)
+    result.update(timings=timings, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    _write_json(out / "settings" / f"{s['name']}.json", result)
+    pending_path(out, s["name"]).unlink(missing_ok=True)
+    return result
+
+
+def run_setting(s: dict, work: Path, out: Path, device: str, tokenizer: str, say) -> dict:
+    """One setting from start to score (``produce_setting`` then ``finish_setting``)."""
+    return finish_setting(produce_setting(s, work, out, device, say), out, tokenizer)
 
 
 def _device_name(device: str) -> str:
@@ -1175,6 +1241,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="only rebuild tables, plots and README")
     ap.add_argument("--list", action="store_true", help="print the settings and whether each is finished")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="only load the data sets and run retrieval into the work folder (records + contexts caches), "
+                         "so a machine without ../shared, RDKit or the retrievers (a lent GPU) can produce the settings")
+    ap.add_argument("--defer-scoring", action="store_true",
+                    help="retrieve, train and generate, leave the unscored result in <out>/pending/ (no RDKit/NLTK needed)")
+    ap.add_argument("--score-only", action="store_true", help="only score the settings waiting in <out>/pending/")
+    ap.add_argument("--deadline-min", type=float, default=0.0,
+                    help="start no new setting after this many minutes (0: none); a time-limited machine's run ends cleanly")
     args = ap.parse_args(argv)
 
     preset = copy.deepcopy(PRESETS[args.size])
@@ -1205,10 +1279,11 @@ def main(argv: list[str] | None = None) -> int:
         wanted = args.only.split(",")
         settings = [s for s in settings if any(w in s["name"] for w in wanted)]
     say = lambda line: print(line, flush=True)  # noqa: E731
-    missing = [str(SHARED / DATASETS[d][k]) for d in {s["dataset"] for s in settings} for k in ("pool", "queries")
-               if not (SHARED / DATASETS[d][k]).is_file()]
-    if missing and not args.report_only:
-        say(f"skip: {', '.join(missing)} not found (this benchmark reads ../shared/data)")
+    missing = sorted({d for d in (s["dataset"] for s in settings)
+                      if not dataset_available(d, preset["n_queries"], preset["seed"], work)})
+    if missing and not (args.report_only or args.score_only):
+        say(f"skip: {', '.join(str(SHARED / DATASETS[d]['pool']) for d in missing)} (and queries) not found and no "
+            f"records cache in {work / 'records'} (this benchmark reads ../shared/data)")
         return 0
     if args.device == "cuda":
         import torch
@@ -1229,17 +1304,34 @@ def main(argv: list[str] | None = None) -> int:
             state = "finished" if r and r["hash"] == setting_hash(s) else ("stale (config changed)" if r else "to run")
             say(f"{s['name']:50s} {setting_hash(s)} {state}")
         return 0
+    if args.prepare_only:
+        for s in settings:
+            load_dataset(s["dataset"], s["n_queries"], s["seed"], work)
+            if s["arm"] == "copy" or s["n_shot"] > 0:
+                contexts_for(work, s, "test")
+            if s["arm"] in ("icmt", "finetune") and s["n_shot"] > 0:
+                contexts_for(work, s, "pool")
+            say(f"prepared {s['name']}")
+        return 0
     failures = []
+    started = time.monotonic()
     if not args.report_only:
-        from ray_icma.pipeline.runner import _quiet_rdkit
-
-        _quiet_rdkit()
+        try:
+            from ray_icma.pipeline.runner import _quiet_rdkit
+        except ImportError:  # a machine without RDKit (or Ray): nothing to quieten
+            pass
+        else:
+            _quiet_rdkit()
         for i, s in enumerate(settings, 1):
             h = setting_hash(s)
             path = out / "settings" / f"{s['name']}.json"
             if s["name"] in done and done[s["name"]]["hash"] == h:
                 say(f"[{i}/{len(settings)}] skip {s['name']}: finished ({done[s['name']]['finished']}, hash {h})")
                 continue
+            pending_file = pending_path(out, s["name"])
+            pending = json.loads(pending_file.read_text(encoding="utf-8")) if pending_file.is_file() else None
+            if pending and pending["hash"] != h:
+                pending = None  # produced under another config: produce again
             if h in by_hash:  # the same config under another name (e.g. n=2 of the n-shot ablation = main ICMT)
                 r = copy.deepcopy(by_hash[h])
                 r["name"], r["setting"] = s["name"], s
@@ -1251,9 +1343,23 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"[{i}/{len(settings)}] {s['name']}: same config as {by_hash[h]['name']}, reused")
                 done[s["name"]] = r
                 continue
-            say(f"[{i}/{len(settings)}] run {s['name']} (hash {h}, load {_load_avg()})")
+            if args.defer_scoring and pending:
+                say(f"[{i}/{len(settings)}] skip {s['name']}: produced ({pending['produced']}), waiting to be scored")
+                continue
+            if args.score_only and not pending:
+                continue
+            if not pending and args.deadline_min and time.monotonic() - started > 60 * args.deadline_min:
+                say(f"[{i}/{len(settings)}] not started {s['name']}: past the {args.deadline_min:g}-minute deadline")
+                failures.append((s["name"], "blocked: past the deadline"))
+                continue
+            say(f"[{i}/{len(settings)}] {'score' if pending else 'run'} {s['name']} (hash {h}, load {_load_avg()})")
             try:
-                r = run_setting(s, work, out, args.device, tokenizer, say)
+                if not pending:
+                    pending = produce_setting(s, work, out, args.device, say)
+                if args.defer_scoring:
+                    say(f"    produced in {pending['timings']['produce_s']:.0f} s (scoring deferred)")
+                    continue
+                r = finish_setting(pending, out, tokenizer)
             except NotImplementedError as exc:
                 say(f"    blocked: {exc}")
                 failures.append((s["name"], f"blocked: {exc}"))
@@ -1262,12 +1368,15 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 failures.append((s["name"], f"{type(exc).__name__}: {exc}"))
                 continue
-            _write_json(path, r)
             done[s["name"]] = r
             by_hash[h] = r
             head = ", ".join(f"{k} {_cell(r, k)}" for k in HEADLINE[s["task"]])
             say(f"    done in {r['timings']['total_s']:.0f} s: {head}")
             _report(out, args.size, preset, {k: v for k, v in done.items()})
+    if args.defer_scoring:
+        for name, why in failures:
+            say(f"FAILED {name}: {why}")
+        return 1 if any(not w.startswith("blocked") for _, w in failures) else 0
     res = load_results(out)
     if res:
         _report(out, args.size, preset, res)
