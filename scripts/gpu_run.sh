@@ -43,6 +43,10 @@ from ray_icma.precision import probe_kernels, resolve_precision
 import os
 d = os.environ["DEVICE"]
 print(f"precision auto on {d} ->", resolve_precision("auto", d), "| kernel:", probe_kernels("bf16", d))
+from ray_icma.generate import Generator
+g = Generator("tiny-random-llama", device=d, precision="auto")
+outs = g.generate_detailed(["The molecule is", "CCO is"], max_new_tokens=8, batch_size=2, stop=("\n\n",))
+print("Generator smoke on", d, [(o.n_prompt_tokens, o.n_new_tokens) for o in outs])
 PY
 }
 
