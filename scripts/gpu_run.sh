@@ -5,7 +5,7 @@
 #                                   # joins the GGUF and runs the GPU experiment
 #   bash scripts/gpu_run.sh all     # both on one machine that has the whole GGUF in .device/a + .device/b
 # Everything it writes that matters is copied under $OUT (the tool brings that folder back).
-# Env: EXP_GROUPS (main), DEADLINE_MIN (no new setting after this many minutes; 6), RUN_LIMIT_S (hard stop; 480),
+# Env: EXP_GROUPS (main), ONLY (paper_experiments --only), DEADLINE_MIN (no new setting after this many minutes; 6), RUN_LIMIT_S (hard stop; 480),
 # SIZE (gpu) and DEVICE (cuda): `SIZE=quick DEVICE=cpu SKIP_WHEELS=1` rehearses the whole path on a CPU machine.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,9 +68,9 @@ experiment() {
   cp -r "$STAGE/common/work/." "$work/"
   log "paper_experiments --device $DEVICE --size $SIZE --groups ${EXP_GROUPS:-main} (deadline ${DEADLINE_MIN:-6} min)"
   timeout "${RUN_LIMIT_S:-480}" "$PY" benchmarks/paper_experiments.py --device "$DEVICE" --size "$SIZE" --groups "${EXP_GROUPS:-main}" \
-    --defer-scoring --deadline-min "${DEADLINE_MIN:-6}"
+    --defer-scoring --deadline-min "${DEADLINE_MIN:-6}" ${ONLY:+--only "$ONLY"}
   log "experiment exit $?"
-  tar czf "$OUT/gpu-results.tar.gz" "$results" "$work"/models/*/train.json
+  tar czf "$OUT/gpu-results.tar.gz" "$results" $(ls "$work"/models/*/train.json 2>/dev/null)
   ls -la "$OUT"
 }
 

@@ -7,6 +7,10 @@ cross-entropy over all of them. Here the model is asked for the logits of the ke
 (``logits_to_keep`` as a boolean mask, a transformers >= 5 forward argument) and the mean
 cross-entropy over them is the same number as Hugging Face's loss (shifted labels, mean over the
 labels that are not -100).
+
+Older transformers (5.17, as on the GPU image seen 2026-12-04) slice ``hidden_states[:, logits_to_keep, :]``,
+which takes a 1-D index but not a (B, T) mask: there the loss asks for the columns where any row keeps
+a label (a 1-D index) and ignores the rest; the first forward finds out which form the model takes.
 """
 from __future__ import annotations
 
@@ -32,6 +36,20 @@ def causal_lm_loss(model: Any, batch: dict) -> Any:
     keep = targets != IGNORE_INDEX
     if not bool(keep.any()):
         raise ValueError("a training batch without any answer token: every label is -100")
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep)
-    logits = out.logits.reshape(-1, out.logits.size(-1))  # (kept positions, vocab)
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    if _MASK_FORM.get(type(model), True):
+        try:
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep)
+        except IndexError:  # this transformers indexes logits_to_keep as columns: ask for columns below
+            _MASK_FORM[type(model)] = False
+        else:
+            _MASK_FORM[type(model)] = True
+            logits = out.logits.reshape(-1, out.logits.size(-1))  # (kept positions, vocab)
+            return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    columns = keep.any(dim=0).nonzero().squeeze(1)  # positions where any row has a label
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=columns)
+    logits = out.logits.reshape(-1, out.logits.size(-1))  # (B * kept columns, vocab)
+    return torch.nn.functional.cross_entropy(logits.float(), targets[:, columns].reshape(-1), ignore_index=IGNORE_INDEX)
+
+
+#: per model class: whether its forward takes ``logits_to_keep`` as a (B, T) mask (None: not tried yet)
+_MASK_FORM: dict[type, bool] = {}

@@ -66,3 +66,45 @@ def test_a_batch_without_answer_tokens_is_an_error(tiny):
     batch["labels"][:] = -100
     with pytest.raises(ValueError, match="without any answer token"):
         causal_lm_loss(tiny, batch)
+
+
+def test_column_form_for_older_transformers_equals_the_hugging_face_loss(tiny, monkeypatch):
+    """transformers 5.17 (the GPU image) takes ``logits_to_keep`` only as 1-D columns: the loss falls back to
+    the columns where any row has a label and still equals Hugging Face's loss and gradients."""
+    from ray_icma.train import loss as loss_mod
+
+    monkeypatch.setitem(loss_mod._MASK_FORM, type(tiny), False)
+    batch = _batch()
+    reference = tiny(**batch).loss
+    ref_grads = torch.autograd.grad(reference, [p for p in tiny.parameters() if p.requires_grad])
+    ours = loss_mod.causal_lm_loss(tiny, batch)
+    our_grads = torch.autograd.grad(ours, [p for p in tiny.parameters() if p.requires_grad])
+    assert float(ours.detach()) == pytest.approx(float(reference.detach()), rel=1e-6)
+    for a, b in zip(our_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_forward_that_rejects_the_mask_form_is_retried_with_columns(tiny, monkeypatch):
+    from ray_icma.train import loss as loss_mod
+
+    calls: list[tuple] = []
+
+    class Old(torch.nn.Module):  # a model whose forward indexes hidden_states[:, logits_to_keep, :] (5.17)
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, logits_to_keep, **kw):
+            calls.append(tuple(logits_to_keep.shape))
+            if logits_to_keep.dim() != 1:
+                raise IndexError("too many indices for tensor of dimension 3")
+            return self.inner(logits_to_keep=logits_to_keep, **kw)
+
+    monkeypatch.delitem(loss_mod._MASK_FORM, Old, raising=False)
+    old = Old(tiny)
+    batch = _batch()
+    assert float(loss_mod.causal_lm_loss(old, batch)) == pytest.approx(float(tiny(**batch).loss), rel=1e-6)
+    assert calls == [(3, 12), (8,)] and loss_mod._MASK_FORM[Old] is False
+    loss_mod.causal_lm_loss(old, batch)
+    assert calls[-1] == (8,)  # remembered: no second try of the mask form
+    monkeypatch.delitem(loss_mod._MASK_FORM, Old)
