@@ -12,6 +12,7 @@ adapters separate so it can switch them per request).
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -386,7 +387,13 @@ class Generator:
         rng = torch.Generator(device=self.device).manual_seed(self.seed) if decoding["do_sample"] else None
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
+        cache_kw = _cache_kwarg(self.model)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+                         **{cache_kw: cache})
+        if cache.get_seq_length() != ids.shape[1]:  # a forward that ignored the cache: every later step would see one token
+            raise RuntimeError(f"{type(self.model).__name__} did not fill the KV cache passed as `{cache_kw}` "
+                               f"({cache.get_seq_length()} of {ids.shape[1]} positions); this transformers "
+                               "version names the argument differently")
         logits = out.logits[:, -1, :].float()
         next_pos = positions[:, -1] + 1
         alive = list(range(ids.shape[0]))  # batch row -> prompt index
@@ -419,11 +426,21 @@ class Generator:
                 alive = [alive[row] for row in keep]
             seqs = torch.cat([seqs, nxt[:, None]], dim=1)
             mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=1)
-            out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos[:, None], cache=cache, use_cache=True)
+            out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos[:, None], use_cache=True,
+                             **{cache_kw: cache})
             logits = out.logits[:, -1, :].float()
             next_pos = next_pos + 1
         texts = [tok.decode(g, skip_special_tokens=True) for g in generated]
         return texts, [len(g) for g in generated]
+
+
+def _cache_kwarg(model: Any) -> str:
+    """The forward argument that takes the KV cache: ``cache`` (transformers >= 5.24, which still accepts
+    ``past_key_values`` with a deprecation warning) or ``past_key_values`` (earlier versions, which swallow
+    an unknown ``cache=`` into ``**kwargs`` and decode every step without the prompt: garbage text)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def _count_new(ids: list[int], pad_id: int | None, eos_id: int | None) -> int:

@@ -230,3 +230,32 @@ def test_concurrent_calls_from_threads_all_succeed(generator, frequent_thread_sw
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(call, range(300)))
     assert all(r == expected for r in results)
+
+
+def test_kv_cache_goes_to_the_argument_this_transformers_takes(generator):
+    """transformers < 5.24 names the cache ``past_key_values`` and swallows ``cache=`` into **kwargs (each
+    step then saw one token: garbage, as the GPU image's 5.17 showed on 2026-12-04)."""
+    from ray_icma.generate.generator import _cache_kwarg
+
+    class Old(torch.nn.Module):
+        def forward(self, input_ids=None, past_key_values=None, **kwargs):  # the pre-5.24 signature
+            return None
+
+    class New(torch.nn.Module):
+        def forward(self, input_ids=None, cache=None, **kwargs):
+            return None
+
+    assert _cache_kwarg(Old()) == "past_key_values"
+    assert _cache_kwarg(New()) == "cache"
+    import transformers
+
+    expected = "cache" if "cache" in __import__("inspect").signature(type(generator.model).forward).parameters else "past_key_values"
+    assert _cache_kwarg(generator.model) == expected, transformers.__version__
+
+
+def test_a_forward_that_ignores_the_cache_is_an_error_not_garbage(generator, monkeypatch):
+    from ray_icma.generate import generator as generator_mod
+
+    monkeypatch.setattr(generator_mod, "_cache_kwarg", lambda model: "kv_cache_under_another_name")
+    with pytest.raises(RuntimeError, match="did not fill the KV cache"):
+        generator.generate(PROMPTS[:1], max_new_tokens=4)
