@@ -1191,21 +1191,15 @@ SIZING = """## Presets and the GPU sizing
     f"{p['generate']['max_new_tokens']} | train {p['train']['micro_batch_size']}, generate {p['generate']['batch_size']} |"
     for k, p in PRESETS.items()) + """
 
-`--device cuda --size gpu` (not run in this session: no GPU was lent). Sizing for the main table
-(2 data sets x 2 tasks x {ICMT, fine-tune, copy, untrained} = 16 rows, 12 of them generate, 8 train)
-on one H100/H200, bf16, SmolLM2-135M, LoRA:
-- training: 2,000,000 tokens per arm (~3,900 ICMT 2-shot rows of ~500 tokens at cutoff 1024,
-  i.e. about 1.2 epochs of the ChEBI-20 pool; 2.8 epochs for the 0-shot arm). A 135M model forward
-  + backward is ~6 x 135M x tokens = 1.6 PFLOP per arm; at a pessimistic 10% of the H100's 990
-  bf16 TFLOP/s (small model, padding, Python overhead) that is ~16 s, plus ~25 s of validation
-  passes (200 rows every 25 steps), so ~45 s per arm, 8 arms ~6 min, early stopping only shortens it.
-- generation: 500 queries x up to 176 new tokens ("auto": the 95th percentile of the pool's answers in
-  SmolLM2 tokens, so answers are not cut) at batch 128 = 4 batches x 176 decode steps per row;
-  HF `generate` on a 135M model is launch-bound at ~15-25 ms a step, so ~4 x 176 x 20 ms = 14 s
-  per row, 12 rows ~3 min.
-- scoring + retrieval + model loads: ~1 min. Total ~11 min; ablations then run in the same
-  command if `--groups` asks for them (they are not part of the 12-minute budget).
-These are estimates from FLOP counts and typical launch latency, not measurements.
+`--device cuda --size gpu` ran once, on a lent H200 on 2026-12-04 (`gpu/NOTES.md`): the CUDA checks passed;
+it trained the ChEBI-20 mol2cap ICMT and 0-shot arms (2,000,000 tokens each, bf16, micro-batch 16:
+**120 s and 231 s**, 16,700 and 8,640 tokens/s, against the ~45 s per arm estimated from FLOP counts);
+its generations were degenerate because the image's transformers 5.17 ignored the KV cache the
+Generator passed (fixed since, with a test), so it has no metric table. At the measured speeds the main
+table (8 trained arms, 12 generating rows) takes ~25-30 minutes on one H200, not 12; a 12-minute table
+needs a larger micro-batch or a smaller budget, not measured yet. Carrying the run to the lent machine:
+`scripts/gpu_bundle.sh`, `scripts/gpu_run.sh` (`--prepare-only` here, `--defer-scoring` there,
+`--score-only` here).
 """
 
 
