@@ -1092,8 +1092,9 @@ def make_plots(res: dict[str, dict], out: Path) -> list[str]:
         width = 0.8 / len(rows)
         for j, r in enumerate(rows):
             vals = [r["metrics"][k] for k in keys]
-            lo = [r["metrics"][k] - r["ci95"][k][0] for k in keys]
-            hi = [r["ci95"][k][1] - r["metrics"][k] for k in keys]
+            # a percentile interval need not contain the corpus value (tiny samples, corpus BLEU): no negative bars
+            lo = [max(0.0, r["metrics"][k] - r["ci95"][k][0]) for k in keys]
+            hi = [max(0.0, r["ci95"][k][1] - r["metrics"][k]) for k in keys]
             ax.bar(np.arange(len(keys)) + j * width, vals, width, yerr=[lo, hi], capsize=2,
                    label=r["name"].replace(f"{group}-{ds}-{task}-", ""))
         ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2)

@@ -128,3 +128,73 @@ def test_ablation_directions_judge_each_claim_from_paired_intervals(pe):
         "sequence reversal helps: `on` vs `off`: ": "not separable",
         "a larger model helps: `large` vs `small`: ": "mixed",  # Morgan FTS up, BLEU down
     }
+
+
+def _chebi_file(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("CID\tSMILES\tdescription\n" + "".join(f"{c}\t{s}\t{d}\n" for c, s, d in rows), encoding="utf-8")
+
+
+def test_records_cache_serves_a_machine_without_the_sources_and_is_rebuilt_when_they_change(pe, tmp_path, monkeypatch):
+    """A lent GPU machine has neither ../shared nor RDKit: it reads the records the preparing machine cached,
+    and a cache whose sources changed is not trusted where the sources are present."""
+    shared, work = tmp_path / "shared", tmp_path / "work"
+    monkeypatch.setattr(pe, "SHARED", shared)
+    monkeypatch.setattr(pe, "DATASETS", {"toy": {"pool": "p.txt", "queries": "q.txt", "label": "toy"}})
+    monkeypatch.setattr(pe, "_CACHE", {})
+    pool = [("1", "CCO", "The molecule is ethanol."), ("2", "CCC", "The molecule is propane.")]
+    queries = [("3", "CCN", "The molecule is ethylamine."), ("4", "CO", "The molecule is methanol."), ("5", "C", "The molecule is methane.")]
+    _chebi_file(shared / "p.txt", pool)
+    _chebi_file(shared / "q.txt", queries)
+
+    q1, p1 = pe.load_dataset("toy", 2, 0, work)
+    assert len(q1) == 2 and [r.cid for r in p1] == ["1", "2"]
+    assert (work / "records" / "toy-q2s0.json").is_file()
+
+    (shared / "p.txt").unlink(), (shared / "q.txt").unlink()
+    monkeypatch.setattr(pe, "_CACHE", {})
+    assert pe.dataset_available("toy", 2, 0, work) and not pe.dataset_available("toy", 2, 0, tmp_path / "other")
+    assert pe.load_dataset("toy", 2, 0, work) == (q1, p1)  # the same records, from the cache alone
+
+    _chebi_file(shared / "p.txt", [("1", "CCO", "The molecule is ethanol, changed.")] + pool[1:])
+    _chebi_file(shared / "q.txt", queries)
+    monkeypatch.setattr(pe, "_CACHE", {})
+    _, p2 = pe.load_dataset("toy", 2, 0, work)
+    assert p2[0].text == "The molecule is ethanol, changed."
+
+    (shared / "p.txt").unlink()
+    monkeypatch.setattr(pe, "_CACHE", {})
+    with pytest.raises(FileNotFoundError, match="no records cache"):
+        pe.load_dataset("toy", 2, 0, tmp_path / "empty")  # neither the sources nor a cache
+
+
+def test_deferred_scoring_writes_pending_results_that_score_only_finishes(pe, tmp_path, monkeypatch, capsys):
+    """The lent-GPU path: ``--defer-scoring`` leaves predictions and an unscored result (nothing needs RDKit or
+    NLTK), a rerun skips it, and ``--score-only`` turns it into the scored result without producing again."""
+    import json
+
+    shared, work, out = tmp_path / "shared", tmp_path / "work", tmp_path / "out"
+    monkeypatch.setattr(pe, "SHARED", shared)
+    monkeypatch.setattr(pe, "DATASETS", {"toy": {"pool": "p.txt", "queries": "q.txt", "label": "toy"}})
+    monkeypatch.setattr(pe, "_CACHE", {})
+    _chebi_file(shared / "p.txt", [("1", "CCO", "The molecule is ethanol."), ("2", "CCC", "The molecule is propane.")])
+    _chebi_file(shared / "q.txt", [("3", "CCN", "The molecule is ethylamine."), ("4", "CO", "The molecule is methanol.")])
+    ctx = work / "contexts" / "toy-mol2cap-morgan-q20s0-k10.jsonl"
+    ctx.parent.mkdir(parents=True)
+    ctx.write_text("".join(json.dumps({"query_id": q, "task": "mol2cap", "retriever": "morgan", "neighbors": n, "scores": [0.9, 0.1]}) + "\n"
+                           for q, n in (("3", ["1", "2"]), ("4", ["2", "1"]))), encoding="utf-8")
+    args = ["--size", "quick", "--datasets", "toy", "--tasks", "mol2cap", "--only", "main-toy-mol2cap-copy", "--out", str(out), "--work", str(work)]
+
+    assert pe.main(args + ["--defer-scoring"]) == 0
+    pending = out / "pending" / "main-toy-mol2cap-copy.json"
+    assert pending.is_file() and not (out / "settings").exists()
+    assert json.loads(pending.read_text())["preds"] == ["The molecule is ethanol.", "The molecule is propane."]
+    assert (out / "predictions" / "main-toy-mol2cap-copy.tsv").read_text().splitlines()[1] == "CCN\tThe molecule is ethylamine.\tThe molecule is ethanol."
+    capsys.readouterr()
+    assert pe.main(args + ["--defer-scoring"]) == 0
+    assert "waiting to be scored" in capsys.readouterr().out
+
+    assert pe.main(args + ["--score-only"]) == 0
+    result = json.loads((out / "settings" / "main-toy-mol2cap-copy.json").read_text())
+    assert not pending.exists() and "preds" not in result
+    assert 0 < result["metrics"]["bleu2"] <= 1 and result["timings"]["total_s"] >= result["timings"]["produce_s"]
