@@ -9,6 +9,13 @@ One command, resumable::
     python benchmarks/paper_experiments.py --device cuda --size gpu     # main table + ablations on one H100/H200
     python benchmarks/paper_experiments.py --size cpu --report-only     # rebuild tables/plots/README
 
+A GPU machine without ../shared, RDKit, NLTK or the retrievers (a lent one: scripts/gpu_bundle.sh and
+scripts/gpu_run.sh carry the run there) splits the command in three::
+
+    python benchmarks/paper_experiments.py --size gpu --prepare-only                  # here: records + retrieval caches
+    python benchmarks/paper_experiments.py --device cuda --size gpu --defer-scoring   # there: train + generate
+    python benchmarks/paper_experiments.py --size gpu --score-only                    # here: MolT5 metrics + report
+
 Every *setting* (one row of a table: data set, task, arm, examples, retriever, ...) writes its
 own result file ``<out>/settings/<name>.json`` carrying a hash of its full config. A rerun skips
 a setting whose file holds the same hash ("skip ... finished") and reruns it when the config
