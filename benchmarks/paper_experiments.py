@@ -123,12 +123,14 @@ PRESETS: dict[str, dict] = {
         "generate": {**_GEN_BASE, "max_new_tokens": "auto", "batch_size": 16},
         "cutoff_len": 1024, "precision": "auto",
     },
-    # one H100/H200, ~12 minutes for the main table (sizing in the results README)
+    # one H100/H200: the main table in one device call (at most 10 minutes), sized from the 2026-12-04 H200 run
+    # (gpu/NOTES.md): at micro-batch 16, bf16, ICMT trained 16,700 tokens/s and 0-shot 8,640, so 500k tokens per
+    # arm is ~30 + ~58 s, 8 arms ~6 min; generation in one batch of 512 (500 queries) instead of 4 of 128
     "gpu": {
         "datasets": ["chebi20", "pubchem324k"], "n_queries": 500, "seed": 0, "n_shot": 2, "bootstrap": 1000,
-        "train": {**_TRAIN_BASE, "micro_batch_size": 16, "lr": 5e-4, "warmup_steps": 20, "val_rows": 200,
-                  "eval_every": 25, "patience": 3, "token_budget": 2_000_000},
-        "generate": {**_GEN_BASE, "max_new_tokens": "auto", "batch_size": 128},
+        "train": {**_TRAIN_BASE, "micro_batch_size": 16, "lr": 5e-4, "warmup_steps": 10, "val_rows": 200,
+                  "eval_every": 10, "patience": 3, "token_budget": 500_000},
+        "generate": {**_GEN_BASE, "max_new_tokens": "auto", "batch_size": 512},
         "cutoff_len": 1024, "precision": "auto",
     },
 }
@@ -1203,9 +1205,11 @@ SIZING = """## Presets and the GPU sizing
 it trained the ChEBI-20 mol2cap ICMT and 0-shot arms (2,000,000 tokens each, bf16, micro-batch 16:
 **120 s and 231 s**, 16,700 and 8,640 tokens/s, against the ~45 s per arm estimated from FLOP counts);
 its generations were degenerate because the image's transformers 5.17 ignored the KV cache the
-Generator passed (fixed since, with a test), so it has no metric table. At the measured speeds the main
-table (8 trained arms, 12 generating rows) takes ~25-30 minutes on one H200, not 12; a 12-minute table
-needs a larger micro-batch or a smaller budget, not measured yet. Carrying the run to the lent machine:
+Generator passed (fixed since, with a test), so it has no metric table. At those speeds the main table
+(8 trained arms, 12 generating rows) took ~25-30 minutes at 2,000,000 tokens per arm; the preset now
+spends 500,000 (validation loss there in that run: ICMT ~1.32, 0-shot ~1.34, against 1.14 / 1.15 at 2M) and
+generates in one batch, so the table fits one device call (at most 10 minutes), by extrapolation from
+those rates: not yet run at this size. Carrying the run to the lent machine:
 `scripts/gpu_bundle.sh`, `scripts/gpu_run.sh` (`--prepare-only` here, `--defer-scoring` there,
 `--score-only` here).
 """
