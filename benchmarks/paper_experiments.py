@@ -789,11 +789,6 @@ def finish_setting(pending: dict, out: Path, tokenizer: str) -> dict:
     return result
 
 
-def run_setting(s: dict, work: Path, out: Path, device: str, tokenizer: str, say) -> dict:
-    """One setting from start to score (``produce_setting`` then ``finish_setting``)."""
-    return finish_setting(produce_setting(s, work, out, device, say), out, tokenizer)
-
-
 def _device_name(device: str) -> str:
     if device.startswith("cuda"):
         import torch
@@ -1379,11 +1374,7 @@ def main(argv: list[str] | None = None) -> int:
             head = ", ".join(f"{k} {_cell(r, k)}" for k in HEADLINE[s["task"]])
             say(f"    done in {r['timings']['total_s']:.0f} s: {head}")
             _report(out, args.size, preset, {k: v for k, v in done.items()})
-    if args.defer_scoring:
-        for name, why in failures:
-            say(f"FAILED {name}: {why}")
-        return 1 if any(not w.startswith("blocked") for _, w in failures) else 0
-    res = load_results(out)
+    res = {} if args.defer_scoring else load_results(out)  # deferred: nothing new was scored, nothing to report
     if res:
         _report(out, args.size, preset, res)
         say(tables_markdown({k: v for k, v in res.items() if v["setting"]["group"] == "main"}))

@@ -51,5 +51,5 @@ def causal_lm_loss(model: Any, batch: dict) -> Any:
     return torch.nn.functional.cross_entropy(logits.float(), targets[:, columns].reshape(-1), ignore_index=IGNORE_INDEX)
 
 
-#: per model class: whether its forward takes ``logits_to_keep`` as a (B, T) mask (None: not tried yet)
+#: per model class: whether its forward takes ``logits_to_keep`` as a (B, T) mask (absent: not tried yet)
 _MASK_FORM: dict[type, bool] = {}
