@@ -1,6 +1,7 @@
 """ICMA's claims, measured: in-context molecule tuning (ICMT) against plain fine-tuning, against
 copying its own top-1 retrieved example and against the untrained model, plus the paper's
-ablations (n examples, retriever, sequence reversal, selection strategy, cutoff, model size).
+ablations (n examples, retriever, sequence reversal, selection strategy, cutoff, model size), and
+how the gap to the copy moves with the training budget (``budget``: ICMT at 1x and 4x the preset's tokens).
 
 One command, resumable::
 
@@ -135,7 +136,9 @@ PRESETS: dict[str, dict] = {
     },
 }
 DEFAULT_RETRIEVER = {"mol2cap": "morgan", "cap2mol": "bm25"}
-GROUPS = ("main", "nshot", "retriever", "reversal", "strategy", "cutoff", "model")
+GROUPS = ("main", "nshot", "retriever", "reversal", "strategy", "cutoff", "model", "budget")
+#: the ``budget`` group's training budgets, as multiples of the preset's ``token_budget``
+BUDGET_MULTIPLES = (1, 4)
 
 
 def _setting(preset: dict, *, group: str, dataset: str, task: str, arm: str, name: str, **over: Any) -> dict:
@@ -198,6 +201,11 @@ def build_settings(preset: dict, groups: list[str], tasks: list[str], datasets: 
         if "model" in groups:
             for m in ("smollm2-135m", "gemma3-270m"):
                 out.append(_setting(preset, group="model", dataset=ds, task=task, arm="icmt", name=f"model-{base}-{m}", model=m))
+        if "budget" in groups:  # does more training close the gap to the copy? (same copy row as the main table)
+            out.append(_setting(preset, group="budget", dataset=ds, task=task, arm="copy", name=f"budget-{base}-copy"))
+            for mult in BUDGET_MULTIPLES:
+                out.append(_setting(preset, group="budget", dataset=ds, task=task, arm="icmt", name=f"budget-{base}-{mult}x",
+                                    **{"train.token_budget": preset["train"]["token_budget"] * mult}))
     return out
 
 

@@ -198,3 +198,21 @@ def test_deferred_scoring_writes_pending_results_that_score_only_finishes(pe, tm
     result = json.loads((out / "settings" / "main-toy-mol2cap-copy.json").read_text())
     assert not pending.exists() and "preds" not in result
     assert 0 < result["metrics"]["bleu2"] <= 1 and result["timings"]["total_s"] >= result["timings"]["produce_s"]
+
+
+def test_budget_group_differs_from_the_main_icmt_row_only_in_its_token_budget(pe):
+    p = pe.PRESETS["cpu-long"]
+    (main,) = [s for s in pe.build_settings(p, ["main"], ["mol2cap"]) if s["arm"] == "icmt"]
+    (main_copy,) = [s for s in pe.build_settings(p, ["main"], ["mol2cap"]) if s["arm"] == "copy"]
+    rows = pe.build_settings(p, ["budget"], ["mol2cap"])
+    (copy,) = [s for s in rows if s["arm"] == "copy"]
+    trained = [s for s in rows if s["arm"] == "icmt"]
+    assert pe.setting_hash(copy) == pe.setting_hash(main_copy)  # the main table's copy row, reused
+    budgets = [s["train"]["token_budget"] for s in trained]
+    assert budgets == [p["train"]["token_budget"] * m for m in pe.BUDGET_MULTIPLES] and len(set(budgets)) > 1
+    assert pe.setting_hash(trained[0]) == pe.setting_hash(main)  # 1x is the main ICMT row, reused by its hash
+    for s in trained[1:]:  # everything but the budget equals the main row
+        other = {**s, "train": {**s["train"], "token_budget": main["train"]["token_budget"]}}
+        assert pe.setting_hash(other) == pe.setting_hash(main)
+    # the group's reference row (the first by name) is the smallest budget: differences read "more tokens - 1x"
+    assert sorted(s["name"] for s in trained)[0] == trained[0]["name"]
