@@ -1249,6 +1249,8 @@ def main(argv: list[str] | None = None) -> int:
                          "train.disable_lora=true, train.train_on_inputs=true, window=10)")
     ap.add_argument("--report-only", action="store_true", help="only rebuild tables, plots and README")
     ap.add_argument("--list", action="store_true", help="print the settings and whether each is finished")
+    ap.add_argument("--folders", action="store_true",
+                    help="print the results and work folders of --size (relative to the repository) and exit")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--prepare-only", action="store_true",
                     help="only load the data sets and run retrieval into the work folder (records + contexts caches), "
@@ -1262,6 +1264,9 @@ def main(argv: list[str] | None = None) -> int:
 
     preset = copy.deepcopy(PRESETS[args.size])
     out, work = folders(args.size, args.out, args.work)
+    if args.folders:  # scripts (gpu_bundle.sh, gpu_run.sh) ask here instead of repeating folders()' rules
+        print(*(os.path.relpath(p, ROOT) for p in (out, work)))
+        return 0
     groups = list(GROUPS) if args.groups == "all" else args.groups.split(",")
     bad = [g for g in groups if g not in GROUPS]
     if bad:

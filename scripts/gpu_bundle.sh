@@ -39,7 +39,8 @@ cp -r "$tok" "$D/common/home/"
 
 echo "[gpu_bundle] records + retrieval (groups $EXP_GROUPS)"
 "$PY" benchmarks/paper_experiments.py --size "$SIZE" --groups "$EXP_GROUPS" --prepare-only
-cp -r "runs/paper-$SIZE/records" "runs/paper-$SIZE/contexts" "$D/common/work/"
+read -r _ WORK < <("$PY" benchmarks/paper_experiments.py --size "$SIZE" --folders)
+cp -r "$WORK/records" "$WORK/contexts" "$D/common/work/"
 
 gguf=$("$PY" -c "import os; from ray_icma.models import smollm2_gguf; print(os.path.join(*smollm2_gguf()))")
 ( cd "$(dirname "$gguf")" && sha256sum "$(basename "$gguf")" ) > "$D/common/gguf.sha256"

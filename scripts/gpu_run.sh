@@ -62,8 +62,8 @@ join_gguf() {
 }
 
 experiment() {
-  local work="runs/paper-$SIZE" results="benchmarks/results/paper/$SIZE"
-  [ "$SIZE" = quick ] && results="$work/results"
+  local results work
+  read -r results work < <("$PY" benchmarks/paper_experiments.py --size "$SIZE" --folders)
   mkdir -p "$work"
   cp -r "$STAGE/common/work/." "$work/"
   log "paper_experiments --device $DEVICE --size $SIZE --groups ${EXP_GROUPS:-main} (deadline ${DEADLINE_MIN:-6} min)"

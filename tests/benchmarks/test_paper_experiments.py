@@ -216,3 +216,10 @@ def test_budget_group_differs_from_the_main_icmt_row_only_in_its_token_budget(pe
         assert pe.setting_hash(other) == pe.setting_hash(main)
     # the group's reference row (the first by name) is the smallest budget: differences read "more tokens - 1x"
     assert sorted(s["name"] for s in trained)[0] == trained[0]["name"]
+
+
+def test_folders_flag_prints_the_folders_the_run_uses(pe, capsys):
+    for size in pe.PRESETS:
+        assert pe.main(["--size", size, "--folders"]) == 0
+        out, work = capsys.readouterr().out.split()
+        assert (ROOT / out, ROOT / work) == pe.folders(size)
