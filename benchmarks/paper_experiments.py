@@ -1161,7 +1161,7 @@ files in `settings/`; do not edit by hand (prose lives in the script's `README_*
 - **untrained model, n-shot prompt**: the base model with the ICMT prompt, no tuning (in-context
   learning only).
 - **budget** tables: the ICMT row at 1x and 4x the preset's training tokens, with the same copy
-  row (the paper states no direction; it asks whether more training closes the gap to the copy).
+  row (the paper states no direction; the group asks whether more training closes the gap to the copy).
 - Both trained arms stop when the validation loss on a held-out slice of the pool (`val_rows`
   rows, seeded, never used for training nor as examples in training prompts) has not improved
   for `patience` evaluations, or when the token budget is spent; the adapter of the best
