@@ -191,7 +191,7 @@ def build_settings(preset: dict, groups: list[str], tasks: list[str], datasets: 
             names = (["random", "morgan", "topological", *(f"gnn:{c}" for c in GNN_TAGS)] if task == "mol2cap"
                      else ["random", "bm25"])
             for r in names:
-                tag = GNN_TAGS.get(r[4:], r)
+                tag = GNN_TAGS[r[4:]] if r.startswith("gnn:") else r
                 out.append(_setting(preset, group="retriever", dataset=ds, task=task, arm="copy", name=f"retriever-{base}-{tag}-copy", retriever=r))
                 out.append(_setting(preset, group="retriever", dataset=ds, task=task, arm="icmt", name=f"retriever-{base}-{tag}", retriever=r))
         if "reversal" in groups:

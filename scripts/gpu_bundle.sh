@@ -39,7 +39,8 @@ cp -r "$tok" "$D/common/home/"
 
 echo "[gpu_bundle] records + retrieval (groups $EXP_GROUPS)"
 "$PY" benchmarks/paper_experiments.py --size "$SIZE" --groups "$EXP_GROUPS" --prepare-only
-read -r _ WORK < <("$PY" benchmarks/paper_experiments.py --size "$SIZE" --folders)
+FOLDERS=$("$PY" benchmarks/paper_experiments.py --size "$SIZE" --folders)  # set -e: stops here if it fails
+read -r _ WORK <<< "$FOLDERS"
 cp -r "$WORK/records" "$WORK/contexts" "$D/common/work/"
 
 gguf=$("$PY" -c "import os; from ray_icma.models import smollm2_gguf; print(os.path.join(*smollm2_gguf()))")

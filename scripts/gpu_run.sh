@@ -62,8 +62,9 @@ join_gguf() {
 }
 
 experiment() {
-  local results work
-  read -r results work < <("$PY" benchmarks/paper_experiments.py --size "$SIZE" --folders)
+  local folders results work
+  folders=$("$PY" benchmarks/paper_experiments.py --size "$SIZE" --folders) || { log "paper_experiments --folders failed"; return 1; }
+  read -r results work <<< "$folders"
   mkdir -p "$work"
   cp -r "$STAGE/common/work/." "$work/"
   log "paper_experiments --device $DEVICE --size $SIZE --groups ${EXP_GROUPS:-main} (deadline ${DEADLINE_MIN:-6} min)"
