@@ -36,7 +36,9 @@ product's own: ``load_causal_lm``, ``apply_lora``, ``build_icl_rows``, ``tokeniz
    out of training and out of the training prompts' example pool; validation loss on them every
    ``eval_every`` optimizer steps; stop when it has not improved for ``patience`` evaluations or
    when the setting's *training-token budget* (prompt + answer tokens processed, identical for
-   ICMT and 0-shot) is spent; the best-validation adapter is kept;
+   ICMT and 0-shot) is spent; the best-validation adapter is kept ("best": lowest validation loss, or
+   with ``train.select: val_bleu`` the highest BLEU of greedy answers to the validation rows, MolT5's
+   BLEU of the task, scored as in step 5);
 4. generation: greedy (default) or ICMA's sampling preset, prompts fitted to ``cutoff_len``;
 5. scoring: MolT5's metrics (``ray_icma.evaluate``), then 95% bootstrap intervals (seeded,
    ``--bootstrap`` resamples of the queries) from per-query statistics that reproduce the
@@ -60,6 +62,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -70,6 +73,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+SCIBERT = ROOT / "tests" / "assets" / "scibert_scivocab_uncased"  # MolT5's text tokenizer (mol2cap BLEU/METEOR)
 SHARED = Path(os.environ.get("RAY_ICMA_SHARED", ROOT.parent / "shared"))
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "paper"
 DEFAULT_WORK = ROOT / "runs" / "paper"
@@ -140,9 +144,14 @@ PRESETS: dict[str, dict] = {
     },
 }
 DEFAULT_RETRIEVER = {"mol2cap": "morgan", "cap2mol": "bm25"}
-GROUPS = ("main", "nshot", "retriever", "reversal", "strategy", "cutoff", "model", "budget")
+GROUPS = ("main", "nshot", "retriever", "reversal", "strategy", "cutoff", "model", "budget", "select")
 #: the ``budget`` group's training budgets, as multiples of the preset's ``token_budget``
 BUDGET_MULTIPLES = (1, 4)
+#: ``train.select``: which checkpoint a trained arm keeps. ``val_loss`` (the default, and what a setting without
+#: the key means): the lowest teacher-forced loss on the validation rows; ``val_bleu``: the highest BLEU of greedy
+#: answers to the validation rows (the task's first headline metric: mol2cap BLEU-4 over SciBERT word pieces,
+#: cap2mol BLEU over SMILES characters), generated and scored exactly as the test queries are
+SELECT = ("val_loss", "val_bleu")
 
 
 def _setting(preset: dict, *, group: str, dataset: str, task: str, arm: str, name: str, **over: Any) -> dict:
@@ -211,6 +220,15 @@ def build_settings(preset: dict, groups: list[str], tasks: list[str], datasets: 
             for mult in BUDGET_MULTIPLES:
                 out.append(_setting(preset, group="budget", dataset=ds, task=task, arm="icmt", name=f"budget-{base}-{mult}x",
                                     **{"train.token_budget": preset["train"]["token_budget"] * mult}))
+        if "select" in groups:  # the budget group's largest run, its checkpoint kept by validation loss or by BLEU
+            out.append(_setting(preset, group="select", dataset=ds, task=task, arm="copy", name=f"select-{base}-copy"))
+            longest = {"train.token_budget": preset["train"]["token_budget"] * BUDGET_MULTIPLES[-1]}
+            out.append(_setting(preset, group="select", dataset=ds, task=task, arm="icmt",
+                                name=f"select-{base}-{BUDGET_MULTIPLES[-1]}x-val-loss", **longest))
+            # the same run to the end of its budget (no early stop on a noisy 32-row BLEU), scored at every evaluation
+            out.append(_setting(preset, group="select", dataset=ds, task=task, arm="icmt",
+                                name=f"select-{base}-{BUDGET_MULTIPLES[-1]}x-val-bleu",
+                                **longest, **{"train.select": "val_bleu", "train.patience": 10**9}))
     return out
 
 
@@ -408,14 +426,20 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
     from ray_icma.train.collate import pad_batch
     from ray_icma.train.loss import causal_lm_loss
 
+    from ray_icma.prompts import record_io
+
     t = s["train"]
     seed = s["seed"]
+    select = t.get("select", "val_loss")  # absent in settings older than the key: their hashes stay
+    if select not in SELECT:
+        raise ValueError(f"{s['name']}: train.select {select!r} is not one of {', '.join(SELECT)}")
     queries, pool = load_dataset(s["dataset"], s["n_queries"], seed, work)
     train_recs, val_recs = val_split(pool, t["val_rows"], seed)
     ctx = contexts_for(work, s, "pool") if s["n_shot"] > 0 else None
     # examples come only from training rows: the held-out answers never appear in a training prompt
     train_rows = icl_rows(train_recs, train_recs, ctx, s)
     val_rows = icl_rows(val_recs, train_recs, ctx, s)
+    val_refs = [_clean(r["reference"]) for r in val_rows]
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
     spec, gguf = model_spec(s["model"])
     model, tok = load_causal_lm(spec, gguf_file=gguf, torch_dtype="float32")
@@ -464,10 +488,40 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
         model.train()
         return total / max(1, count)
 
-    best = {"loss": val_loss(), "step": 0, "tokens": 0, "state": None}
-    curve = [{"step": 0, "tokens": 0, "train_loss": None, "val_loss": best["loss"]}]
-    say(f"    val loss before training {best['loss']:.4f}; ~{est_steps} steps for {t['token_budget']} tokens "
-        f"({len(train_rows)} train rows, mean {mean_len:.0f} tokens, {precision})")
+    pool_answers = [record_io(s["task"], r)[1] for r in pool]  # what the test generation's "auto" budget reads
+
+    def val_bleu() -> float:
+        """BLEU of greedy answers to the validation rows: the adapter as it stands, saved and generated from exactly
+        as the test queries are (``generate_setting``); the RNG state is restored, so the training run is the same
+        run whichever checkpoint is kept."""
+        rng_state = torch.get_rng_state()
+        cuda_states = torch.cuda.get_rng_state_all() if device == "cuda" else None
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = _save_trained(model, tok, Path(tmp), t["disable_lora"])
+            preds, _ = generate_setting(s, val_rows, device, saved, lambda _line: None, pool_answers)
+        torch.set_rng_state(rng_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        model.train()
+        return headline_value(s["task"], val_refs, preds)
+
+    def evaluate(entry: dict) -> float:
+        """Adds the validation figures to a curve entry; returns the selection criterion (higher is better)."""
+        entry["val_loss"] = val_loss()
+        if select == "val_bleu":
+            entry["val_bleu"] = val_bleu()
+            return entry["val_bleu"]
+        return -entry["val_loss"]
+
+    curve = [{"step": 0, "tokens": 0, "train_loss": None}]
+    best = {"criterion": evaluate(curve[0]), "loss": curve[0]["val_loss"], "step": 0, "tokens": 0, "state": None}
+    copy_val_bleu = None
+    if select == "val_bleu" and ctx is not None:  # the bar a kept checkpoint must clear on the same rows
+        copy_val_bleu = headline_value(s["task"], val_refs, [_clean(a) for a in top1_copies(val_recs, train_recs, ctx, s["task"])])
+    say(f"    val loss before training {best['loss']:.4f}"
+        + (f", val BLEU {curve[0]['val_bleu']:.4f} (top-1 copy {copy_val_bleu})" if select == "val_bleu" else "")
+        + f"; ~{est_steps} steps for {t['token_budget']} tokens "
+        f"({len(train_rows)} train rows, mean {mean_len:.0f} tokens, {precision}, keeps the best by {select})")
     model.train()
     rng = random.Random(seed)
     step, tokens, epoch, bad_evals, window = 0, 0, 0, 0, []
@@ -491,20 +545,23 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
             opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
             step += 1
             if step % t["eval_every"] == 0 or tokens >= t["token_budget"] or step >= t["max_steps"]:
-                vl = val_loss()
                 tl = float(np.mean(window))
                 window = []
-                curve.append({"step": step, "tokens": tokens, "train_loss": tl, "val_loss": vl,
-                              "seconds": round(time.perf_counter() - started, 1)})
-                say(f"    step {step} tokens {tokens} train {tl:.4f} val {vl:.4f} ({time.perf_counter() - started:.0f} s)")
-                if vl < best["loss"]:
-                    best = {"loss": vl, "step": step, "tokens": tokens,
+                entry = {"step": step, "tokens": tokens, "train_loss": tl}
+                criterion = evaluate(entry)
+                entry["seconds"] = round(time.perf_counter() - started, 1)
+                curve.append(entry)
+                say(f"    step {step} tokens {tokens} train {tl:.4f} val {entry['val_loss']:.4f}"
+                    + (f" val BLEU {entry['val_bleu']:.4f}" if "val_bleu" in entry else "")
+                    + f" ({time.perf_counter() - started:.0f} s)")
+                if criterion > best["criterion"]:
+                    best = {"criterion": criterion, "loss": entry["val_loss"], "step": step, "tokens": tokens,
                             "state": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}}
                     bad_evals = 0
                 else:
                     bad_evals += 1
                 if bad_evals >= t["patience"]:
-                    stop_reason, done = f"early stop: val loss not better for {t['patience']} evaluations", True
+                    stop_reason, done = f"early stop: {select.replace('_', ' ')} not better for {t['patience']} evaluations", True
                 elif tokens >= t["token_budget"]:
                     stop_reason, done = "token budget spent", True
                 elif step >= t["max_steps"]:
@@ -519,14 +576,10 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
                     p.copy_(best["state"][n])
     out_dir = work / "models" / s["name"]
     shutil.rmtree(out_dir, ignore_errors=True)
-    if t["disable_lora"]:
-        model.save_pretrained(str(out_dir / "model"))
-        tok.save_pretrained(str(out_dir / "model"))
-        result = {"model_dir": str(out_dir / "model"), "adapter_dir": None}
-    else:
-        model.save_pretrained(str(out_dir / "adapter"), save_embedding_layers=False)
-        result = {"model_dir": None, "adapter_dir": str(out_dir / "adapter")}
+    result = _save_trained(model, tok, out_dir, t["disable_lora"])
     n_examples = [len(r["examples"]) for r in train_rows]
+    if select == "val_bleu":
+        result.update(select=select, best_val_bleu=best["criterion"], copy_val_bleu=copy_val_bleu)
     result.update(curve=curve, steps=step, epochs_started=epoch, tokens=tokens, stop_reason=stop_reason,
                   best_step=best["step"], best_tokens=best["tokens"], best_val_loss=best["loss"], precision=precision,
                   train_rows=len(train_rows), val_rows=len(val_rows), mean_row_tokens=round(mean_len, 1),
@@ -534,6 +587,34 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
                   seconds=round(time.perf_counter() - started, 1))
     model = None  # drop the weights (not `del`: val_loss() closes over `model`, and pyflakes flags a deleted cell)
     return result
+
+
+def _save_trained(model: Any, tok: Any, out_dir: Path, full: bool) -> dict:
+    """The trained weights where ``generate_setting`` reads them: a LoRA adapter dir, or (full fine-tuning) a model dir."""
+    if full:
+        model.save_pretrained(str(out_dir / "model"))
+        tok.save_pretrained(str(out_dir / "model"))
+        return {"model_dir": str(out_dir / "model"), "adapter_dir": None}
+    model.save_pretrained(str(out_dir / "adapter"), save_embedding_layers=False)
+    return {"model_dir": None, "adapter_dir": str(out_dir / "adapter")}
+
+
+def top1_copies(queries: list, pool: list, contexts, task: str) -> list[str]:
+    """The answer of each query's most similar pool item (not the query itself), "" when it has none: the copy arm."""
+    from ray_icma.prompts import record_io
+
+    by_cid = {r.cid: r for r in pool}
+    out = []
+    for q in queries:
+        neigh = [c for c in (contexts[q.cid][0] if q.cid in contexts else []) if c != q.cid and c in by_cid]
+        out.append(record_io(task, by_cid[neigh[0]])[1] if neigh else "")
+    return out
+
+
+def headline_value(task: str, refs: list[str], preds: list[str]) -> float:
+    """The task's first headline metric (mol2cap BLEU-4, cap2mol BLEU) of ``preds``, MolT5's scoring (``row_stats``)."""
+    stats = row_stats(task, refs, preds, str(SCIBERT))
+    return float(metrics_from_stats(task, stats, np.arange(len(refs))[None, :])[HEADLINE[task][0]][0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -741,7 +822,6 @@ def produce_setting(s: dict, work: Path, out: Path, device: str, say) -> dict:
     t0 = time.perf_counter()
     test_ctx = contexts_for(work, s, "test")
     timings["retrieval_s"] = round(time.perf_counter() - t0, 1)
-    by_cid = {r.cid: r for r in pool}
     from ray_icma.prompts import record_io
 
     ids = [q.cid for q in queries]
@@ -749,10 +829,7 @@ def produce_setting(s: dict, work: Path, out: Path, device: str, say) -> dict:
     inputs, refs = [_clean(i) for i, _ in io], [_clean(r) for _, r in io]
     result: dict[str, Any] = {"name": s["name"], "hash": setting_hash(s), "setting": s}
     if s["arm"] == "copy":
-        preds = []
-        for q in queries:
-            neigh = [c for c in (test_ctx[q.cid][0] if q.cid in test_ctx else []) if c in by_cid]
-            preds.append(_clean(record_io(task, by_cid[neigh[0]])[1]) if neigh else "")
+        preds = [_clean(a) for a in top1_copies(queries, pool, test_ctx, task)]
         trained = None
     else:
         trained = None
@@ -879,11 +956,17 @@ def _row_label(r: dict) -> str:
     return ARM_LABEL[s["arm"]].format(n=s["n_shot"])
 
 
+def _select(r: dict) -> str:
+    """How a row's trained checkpoint was kept (``SELECT``); settings without the key kept it by validation loss."""
+    return (r["setting"].get("train") or {}).get("select", "val_loss")
+
+
 def _train_cell(r: dict) -> str:
     t = r.get("training")
     if not t:
         return "-"
-    return f"{t['best_tokens']:,}/{t['tokens']:,} ({t['best_step']}/{t['steps']} steps)"
+    kept = "" if _select(r) == "val_loss" else f", kept by {_select(r).replace('_', ' ')}"
+    return f"{t['best_tokens']:,}/{t['tokens']:,} ({t['best_step']}/{t['steps']} steps{kept})"
 
 
 def _tables(res: dict[str, dict]) -> list[tuple[tuple[str, str, str], list[dict]]]:
@@ -938,7 +1021,8 @@ def _comparisons(rows: list[dict]) -> list[tuple[str, dict]]:
                 comps.append((f"{a['name']} − {b['name']}", paired_diff(a, b)))
     else:  # ablations: every trained row against the group's reference row (and its copy row): the random
         # retriever's for the retriever ablation ("better retrieval helps"), else the first by name (n1, reversal off)
-        trained = sorted(by_arm.get("icmt", []), key=lambda r: r["name"])
+        # (a row keeping its checkpoint by validation loss, the default, before one keeping it by BLEU)
+        trained = sorted(by_arm.get("icmt", []), key=lambda r: (_select(r) != "val_loss", r["name"]))
         refs = [r for r in trained if r["setting"]["retriever"] == "random"] + trained[:1]
         for a in trained:
             if a is not refs[0]:
@@ -1140,6 +1224,25 @@ def make_plots(res: dict[str, dict], out: Path) -> list[str]:
             fig.savefig(path, dpi=110)
             plt.close(fig)
             made.append(path.name)
+        scored = [r for r in trained if any("val_bleu" in p for p in r["training"]["curve"])]
+        if scored:  # train.select val_bleu: the greedy answers' BLEU on the validation rows, against their copy
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for r in scored:
+                c = [p for p in r["training"]["curve"] if "val_bleu" in p]
+                line, = ax.plot([p["tokens"] for p in c], [p["val_bleu"] for p in c], marker="o", ms=3,
+                                label=r["name"].replace(f"{group}-{ds}-{task}-", ""))
+                ax.axvline(r["training"]["best_tokens"], color=line.get_color(), ls=":", lw=1)
+                if r["training"].get("copy_val_bleu") is not None:
+                    ax.axhline(r["training"]["copy_val_bleu"], color="grey", ls="--", lw=1, label="top-1 copy (same rows)")
+            ax.set_xlabel("training tokens processed (dotted: the kept checkpoint)")
+            ax.set_ylabel(f"{HEADLINE[task][0]} of greedy answers (validation rows)")
+            ax.set_title(f"{group}: {ds} {task} validation {HEADLINE[task][0]}")
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            path = plots / f"{group}-{ds}-{task}-valbleu.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            made.append(path.name)
     return made
 
 
@@ -1316,7 +1419,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    tokenizer = str(ROOT / "tests" / "assets" / "scibert_scivocab_uncased")
+    tokenizer = str(SCIBERT)
     done = load_results(out)
     by_hash = {r["hash"]: r for r in done.values()}
     if args.list:

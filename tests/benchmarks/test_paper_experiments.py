@@ -223,3 +223,78 @@ def test_folders_flag_prints_the_folders_the_run_uses(pe, capsys):
         assert pe.main(["--size", size, "--folders"]) == 0
         out, work = capsys.readouterr().out.split()
         assert (ROOT / out, ROOT / work) == pe.folders(size)
+
+
+_SMILES = [f"{'C' * n}{end}" for end in ("O", "N", "Cl", "S", "C(=O)O", "C(N)=O") for n in (3, 4, 5, 6)]  # 24 distinct
+
+
+def _toy_selection_run(pe, tmp_path, monkeypatch, *, arm: str, select: str, **train) -> dict:
+    """``train_setting`` of one cap2mol row on a 24-molecule toy pool with the tiny random model (no ../shared)."""
+    import json
+
+    shared, work = tmp_path / "shared", tmp_path / "work"
+    monkeypatch.setattr(pe, "SHARED", shared)
+    monkeypatch.setattr(pe, "DATASETS", {"toy": {"pool": "p.txt", "queries": "q.txt", "label": "toy"}})
+    monkeypatch.setattr(pe, "_CACHE", {})
+    pool = [(str(i + 1), smi, f"The molecule is toy compound number {i + 1} with smiles {smi}.") for i, smi in enumerate(_SMILES)]
+    _chebi_file(shared / "p.txt", pool)
+    _chebi_file(shared / "q.txt", [("99", "CCCCC", "The molecule is pentane.")])
+    ctx = work / "contexts" / "toy-cap2mol-bm25-pool-k10.jsonl"
+    ctx.parent.mkdir(parents=True, exist_ok=True)
+    ids = [c for c, _, _ in pool]
+    ctx.write_text("".join(json.dumps({"query_id": c, "task": "cap2mol", "retriever": "bm25", "scores": [1.0] * 3,
+                                       "neighbors": [c, ids[(i + 1) % len(ids)], ids[(i + 2) % len(ids)]]}) + "\n"
+                           for i, c in enumerate(ids)), encoding="utf-8")
+    over = {"train.select": select, "train.token_budget": 2_000, "train.val_rows": 6, "train.eval_every": 2,
+            "train.patience": 10**9, "generate.max_new_tokens": 8, **{f"train.{k}": v for k, v in train.items()}}
+    s = pe._setting(pe.PRESETS["quick"], group="select", dataset="toy", task="cap2mol", arm=arm, name=f"toy-{arm}-{select}",
+                    model="tiny-random-llama", n_queries=1, precision="fp32", cutoff_len=256, **over)
+    return pe.train_setting(s, work, "cpu", lambda _line: None)
+
+
+def test_val_bleu_selection_keeps_the_checkpoint_whose_validation_answers_scored_best(pe, tmp_path, monkeypatch):
+    """``train.select: val_bleu`` scores greedy answers to the validation rows at every evaluation and keeps the
+    best-scoring checkpoint, not the lowest-loss one (scores scripted here: the real ones of a random model tie)."""
+    scripted = iter([0.10, 0.30, 0.90, 0.20] + [0.05] * 100)
+    monkeypatch.setattr(pe, "headline_value", lambda task, refs, preds: next(scripted))
+    got = _toy_selection_run(pe, tmp_path, monkeypatch, arm="finetune", select="val_bleu")  # 0-shot: no copy score
+    curve = got["curve"]
+    assert len(curve) >= 5 and [p["val_bleu"] for p in curve[:4]] == [0.10, 0.30, 0.90, 0.20]
+    assert (got["select"], got["best_val_bleu"], got["best_step"]) == ("val_bleu", 0.90, curve[2]["step"])
+    assert got["best_val_loss"] == curve[2]["val_loss"] and got["copy_val_bleu"] is None
+    assert min(p["val_loss"] for p in curve) < curve[2]["val_loss"]  # by loss another checkpoint would have been kept
+
+
+def test_val_bleu_selection_scores_real_answers_and_leaves_the_training_run_unchanged(pe, tmp_path, monkeypatch):
+    """Generating for the score must not change the run it scores (the generator reseeds torch's RNG, which the
+    LoRA dropout draws from): the validation losses equal those of the same setting kept by loss; the score is
+    MolT5's BLEU of the real greedy answers, and the copy's score on the same rows is recorded."""
+    by_loss = _toy_selection_run(pe, tmp_path / "a", monkeypatch, arm="icmt", select="val_loss")
+    by_bleu = _toy_selection_run(pe, tmp_path / "b", monkeypatch, arm="icmt", select="val_bleu")
+    assert [p["val_loss"] for p in by_bleu["curve"]] == [p["val_loss"] for p in by_loss["curve"]]
+    assert [p["train_loss"] for p in by_bleu["curve"]] == [p["train_loss"] for p in by_loss["curve"]]
+    assert all(0.0 <= p["val_bleu"] <= 1.0 for p in by_bleu["curve"]) and "val_bleu" not in by_loss["curve"][0]
+    assert 0.0 < by_bleu["copy_val_bleu"] <= 1.0  # copies of similar SMILES share characters
+    assert "select" not in by_loss  # a row kept by loss reads as before the switch existed
+
+
+def test_select_group_differs_from_the_budget_groups_longest_row_only_in_how_it_keeps_its_checkpoint(pe):
+    p = pe.PRESETS["cpu-long"]
+    budget = {s["name"].rsplit("-", 1)[-1]: s for s in pe.build_settings(p, ["budget"], ["cap2mol"])}
+    rows = {s["name"].removeprefix("select-chebi20-cap2mol-"): s for s in pe.build_settings(p, ["select"], ["cap2mol"])}
+    assert set(rows) == {"copy", f"{pe.BUDGET_MULTIPLES[-1]}x-val-loss", f"{pe.BUDGET_MULTIPLES[-1]}x-val-bleu"}
+    longest = budget[f"{pe.BUDGET_MULTIPLES[-1]}x"]
+    assert pe.setting_hash(rows["copy"]) == pe.setting_hash(budget["copy"])
+    assert pe.setting_hash(rows[f"{pe.BUDGET_MULTIPLES[-1]}x-val-loss"]) == pe.setting_hash(longest)  # reused, not rerun
+    bleu = rows[f"{pe.BUDGET_MULTIPLES[-1]}x-val-bleu"]
+    assert bleu["train"]["select"] == "val_bleu"
+    assert {**bleu, "train": {k: v for k, v in bleu["train"].items() if k not in ("select", "patience")}} == \
+        {**longest, "train": {k: v for k, v in longest["train"].items() if k != "patience"}, "group": "select", "name": bleu["name"]}
+    # in the paired differences the row kept by loss is the reference: "kept by BLEU - kept by loss"
+    n = 10
+    stats = {"bleu_counts": [[3, 4] * 4 + [4, 4]] * n, **{m: [0.5] * n for m in ("exact", "levenshtein", "validity",
+                                                                               "maccs_fts", "rdk_fts", "morgan_fts")}}
+    labels = [label for label, _ in pe._comparisons([{"name": s["name"], "setting": s, "ids": list(range(n)), "row_stats": stats}
+                                                     for s in rows.values()])]
+    loss_name, bleu_name = rows[f"{pe.BUDGET_MULTIPLES[-1]}x-val-loss"]["name"], bleu["name"]
+    assert f"{bleu_name} − {loss_name}" in labels and f"{loss_name} − {bleu_name}" not in labels
