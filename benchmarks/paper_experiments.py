@@ -65,6 +65,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -494,11 +495,16 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
         """BLEU of greedy answers to the validation rows: the adapter as it stands, saved and generated from exactly
         as the test queries are (``generate_setting``); the RNG state is restored, so the training run is the same
         run whichever checkpoint is kept."""
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a weights-loading bar per evaluation says nothing
         rng_state = torch.get_rng_state()
         cuda_states = torch.cuda.get_rng_state_all() if device == "cuda" else None
         with tempfile.TemporaryDirectory() as tmp:
             saved = _save_trained(model, tok, Path(tmp), t["disable_lora"])
-            preds, _ = generate_setting(s, val_rows, device, saved, lambda _line: None, pool_answers)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' deprecations, once per load
+                preds, _ = generate_setting(s, val_rows, device, saved, lambda _line: None, pool_answers)
         torch.set_rng_state(rng_state)
         if cuda_states is not None:
             torch.cuda.set_rng_state_all(cuda_states)
