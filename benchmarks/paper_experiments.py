@@ -523,7 +523,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
     best = {"criterion": evaluate(curve[0]), "loss": curve[0]["val_loss"], "step": 0, "tokens": 0, "state": None}
     copy_val_bleu = None
     if select == "val_bleu" and ctx is not None:  # the bar a kept checkpoint must clear on the same rows
-        copy_val_bleu = headline_value(s["task"], val_refs, [_clean(a) for a in top1_copies(val_recs, train_recs, ctx, s["task"])])
+        copy_val_bleu = headline_value(s["task"], val_refs, [_clean(a) for a, _ in top1_copies(val_recs, train_recs, ctx, s["task"])])
     say(f"    val loss before training {best['loss']:.4f}"
         + (f", val BLEU {curve[0]['val_bleu']:.4f} (top-1 copy {copy_val_bleu})" if select == "val_bleu" else "")
         + f"; ~{est_steps} steps for {t['token_budget']} tokens "
@@ -605,15 +605,17 @@ def _save_trained(model: Any, tok: Any, out_dir: Path, full: bool) -> dict:
     return {"model_dir": None, "adapter_dir": str(out_dir / "adapter")}
 
 
-def top1_copies(queries: list, pool: list, contexts, task: str) -> list[str]:
-    """The answer of each query's most similar pool item (not the query itself), "" when it has none: the copy arm."""
+def top1_copies(queries: list, pool: list, contexts, task: str) -> list[tuple[str, float | None]]:
+    """(answer, retrieval score) of each query's most similar pool item (not the query itself), ("", None) when it
+    has none: the copy arm, and how similar the copied item was (Morgan Tanimoto, BM25, cosine: the retriever's own)."""
     from ray_icma.prompts import record_io
 
     by_cid = {r.cid: r for r in pool}
-    out = []
+    out: list[tuple[str, float | None]] = []
     for q in queries:
-        neigh = [c for c in (contexts[q.cid][0] if q.cid in contexts else []) if c != q.cid and c in by_cid]
-        out.append(record_io(task, by_cid[neigh[0]])[1] if neigh else "")
+        ids, scores = contexts[q.cid] if q.cid in contexts else ([], [])
+        ranked = [(c, float(x)) for c, x in zip(ids, scores) if c != q.cid and c in by_cid]
+        out.append((record_io(task, by_cid[ranked[0][0]])[1], ranked[0][1]) if ranked else ("", None))
     return out
 
 
@@ -835,7 +837,9 @@ def produce_setting(s: dict, work: Path, out: Path, device: str, say) -> dict:
     inputs, refs = [_clean(i) for i, _ in io], [_clean(r) for _, r in io]
     result: dict[str, Any] = {"name": s["name"], "hash": setting_hash(s), "setting": s}
     if s["arm"] == "copy":
-        preds = [_clean(a) for a in top1_copies(queries, pool, test_ctx, task)]
+        copies = top1_copies(queries, pool, test_ctx, task)
+        preds = [_clean(a) for a, _ in copies]
+        result["top1_scores"] = [x for _, x in copies]  # for the breakdown of model - copy by retrieval similarity
         trained = None
     else:
         trained = None
@@ -1166,6 +1170,71 @@ def copy_relation(res: dict[str, dict], out: Path) -> list[dict]:
     return rows
 
 
+#: the similarity breakdown's bins: quantiles of the copy's top-1 retrieval score over the queries
+SIMILARITY_BINS = 4
+
+
+def _subset(r: dict, idx: np.ndarray) -> dict:
+    """A scored row restricted to the queries ``idx`` (for paired differences on a slice of the queries)."""
+    return {**r, "ids": [r["ids"][i] for i in idx], "row_stats": {k: np.asarray(v)[idx] for k, v in r["row_stats"].items()}}
+
+
+def copy_gap_by_similarity(res: dict[str, dict], bins: int = SIMILARITY_BINS) -> list[dict]:
+    """Each main-table ICMT row minus its copy row, per quantile bin of how similar the copied (top-1) pool item is
+    to the query by the retriever's own score: where a model could add to its examples (a dissimilar top-1) and
+    where copying is hard to beat. Bins are set by the copy's retrieval scores alone, never by any outcome."""
+    out = []
+    for r in sorted(res.values(), key=lambda r: r["name"]):
+        s = r["setting"]
+        if s["group"] != "main" or s["arm"] != "icmt" or "row_stats" not in r:
+            continue
+        copies = [c for c in res.values() if c["setting"]["arm"] == "copy" and c["setting"]["group"] == "main"
+                  and c["setting"]["dataset"] == s["dataset"] and c["setting"]["task"] == s["task"]
+                  and c["setting"]["retriever"] == s["retriever"] and c["ids"] == r["ids"] and c.get("top1_scores")]
+        if not copies:
+            continue
+        c = copies[0]
+        scores = np.array([np.nan if x is None else x for x in c["top1_scores"]], dtype=np.float64)
+        known = np.flatnonzero(~np.isnan(scores))
+        edges = np.quantile(scores[known], np.linspace(0, 1, bins + 1))
+        which = np.clip(np.searchsorted(edges, scores[known], side="right") - 1, 0, bins - 1)
+        for b in range(bins):
+            idx = known[which == b]
+            if len(idx) < 2:
+                continue
+            sub_r, sub_c = _subset(r, idx), _subset(c, idx)
+            point = np.arange(len(idx))[None, :]
+            mr, mc = metrics_from_stats(s["task"], sub_r["row_stats"], point), metrics_from_stats(s["task"], sub_c["row_stats"], point)
+            diff = paired_diff(sub_r, sub_c)
+            out.append({"row": r["name"], "copy_row": c["name"], "task": s["task"], "retriever": s["retriever"], "bin": b + 1,
+                        "lo": float(scores[idx].min()), "hi": float(scores[idx].max()), "n": len(idx),
+                        "metrics": {k: [float(mr[k][0]), float(mc[k][0])] for k in HEADLINE[s["task"]]},
+                        "diff": {k: diff[k] for k in HEADLINE[s["task"]]}})
+    return out
+
+
+def copy_gap_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "- no main ICMT row has a copy row with recorded retrieval scores yet\n"
+    text = ""
+    for row in dict.fromkeys(x["row"] for x in rows):
+        part = [x for x in rows if x["row"] == row]
+        keys = list(part[0]["metrics"])
+        text += (f"\n`{row}` − `{part[0]['copy_row']}` by the copied item's {part[0]['retriever']} score "
+                 f"(bins of ~equal query counts; **bold** = the paired 95% interval excludes 0):\n\n"
+                 "| bin | score range | queries | " + " | ".join(f"{k}: model vs copy | {k}: difference" for k in keys) + " |\n"
+                 "|---|---|---|" + "---|---|" * len(keys) + "\n")
+        for x in part:
+            cells = []
+            for k in keys:
+                m, c = x["metrics"][k]
+                p, lo, hi = x["diff"][k]
+                d = f"{_fmt(p, k)} [{_fmt(lo, k)}, {_fmt(hi, k)}]"
+                cells += [f"{_fmt(m, k)} vs {_fmt(c, k)}", f"**{d}**" if (lo > 0 or hi < 0) else d]
+            text += f"| {x['bin']} | {x['lo']:.3g}-{x['hi']:.3g} | {x['n']} | " + " | ".join(cells) + " |\n"
+    return text
+
+
 def copy_relation_markdown(rows: list[dict]) -> str:
     if not rows:
         return "- no model row has a finished copy row on the same queries yet\n"
@@ -1249,6 +1318,26 @@ def make_plots(res: dict[str, dict], out: Path) -> list[str]:
             fig.savefig(path, dpi=110)
             plt.close(fig)
             made.append(path.name)
+    gaps = copy_gap_by_similarity(res)
+    if gaps:
+        names = list(dict.fromkeys(x["row"] for x in gaps))
+        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            part = [x for x in gaps if x["row"] == name]
+            key = HEADLINE[part[0]["task"]][0]
+            p = np.array([x["diff"][key] for x in part])
+            ax.errorbar([x["bin"] for x in part], p[:, 0], yerr=[p[:, 0] - p[:, 1], p[:, 2] - p[:, 0]], marker="o", capsize=3)
+            ax.axhline(0, color="grey", lw=1)
+            ax.set_xticks([x["bin"] for x in part])
+            ax.set_xticklabels([f"{x['lo']:.2g}-{x['hi']:.2g}" for x in part], fontsize=7)
+            ax.set_xlabel(f"top-1 {part[0]['retriever']} score (quantile bins)")
+            ax.set_ylabel(f"{key}: ICMT - copy (95% paired CI)")
+            ax.set_title(name.removeprefix("main-"), fontsize=9)
+        fig.tight_layout()
+        path = plots / "copy-gap-by-similarity.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path.name)
     return made
 
 
@@ -1300,6 +1389,9 @@ def write_readme(res: dict[str, dict], out: Path, preset_name: str, preset: dict
              "mixed = both; not separable = none outside its interval.\n\n" + ("\n".join(directions(res)) or "- no ablation rows yet") + "\n")
     text += ("\n## Model rows against their retrieval copy\n\nA model row that mostly reproduces its top-1 example, "
              "or stops part-way through it, cannot beat that example's copy.\n\n" + copy_relation_markdown(copy_relation(res, out)))
+    text += ("\n## ICMT against its copy, by how similar the copied example is\n\nThe main table's ICMT rows minus their "
+             "copy rows within quantile bins of the top-1 retrieval score (the retriever's own: Morgan Tanimoto for "
+             "mol2cap, BM25 for cap2mol), set before any answer is seen.\n" + copy_gap_markdown(copy_gap_by_similarity(res)))
     text += "\n## Tables\n" + tables_markdown(res) + "\n"
     text += "\n## Plots\n\n" + "\n".join(f"- [`plots/{p}`](plots/{p})" for p in plots) + "\n"
     text += "\n## Runs (device, time, machine load)\n\n| row | device | finished (UTC) | train s | generate s | load avg start → end | stop reason |\n|---|---|---|---|---|---|---|\n"

@@ -189,6 +189,7 @@ def test_deferred_scoring_writes_pending_results_that_score_only_finishes(pe, tm
     pending = out / "pending" / "main-toy-mol2cap-copy.json"
     assert pending.is_file() and not (out / "settings").exists()
     assert json.loads(pending.read_text())["preds"] == ["The molecule is ethanol.", "The molecule is propane."]
+    assert json.loads(pending.read_text())["top1_scores"] == [0.9, 0.9]  # how similar each copied item was
     assert (out / "predictions" / "main-toy-mol2cap-copy.tsv").read_text().splitlines()[1] == "CCN\tThe molecule is ethylamine.\tThe molecule is ethanol."
     capsys.readouterr()
     assert pe.main(args + ["--defer-scoring"]) == 0
@@ -298,3 +299,33 @@ def test_select_group_differs_from_the_budget_groups_longest_row_only_in_how_it_
                                                      for s in rows.values()])]
     loss_name, bleu_name = rows[f"{pe.BUDGET_MULTIPLES[-1]}x-val-loss"]["name"], bleu["name"]
     assert f"{bleu_name} − {loss_name}" in labels and f"{loss_name} − {bleu_name}" not in labels
+
+
+def test_copy_gap_by_similarity_bins_queries_by_the_copied_items_retrieval_score(pe):
+    """Model minus copy within quantile bins of the copy's top-1 retrieval score: the bins follow the scores (not
+    the query order), a query without a retrieved item is left out, and each bin's difference is its own queries'."""
+    rng = np.random.default_rng(3)
+    n = 41
+    scores = list(rng.permutation(np.linspace(0.05, 0.95, n - 1))) + [None]
+    base = rng.uniform(0.3, 0.5, size=n)
+    shift = np.array([0.0 if x is None else (0.2 if x < 0.5 else -0.2) for x in scores])  # better where dissimilar
+
+    def row(name, arm, fts, **extra):
+        stats = {"bleu_counts": [[3, 4] * 4 + [4, 4]] * n, "exact": [0] * n, "levenshtein": [1] * n, "validity": [1] * n,
+                 "maccs_fts": list(fts), "rdk_fts": list(fts), "morgan_fts": list(fts)}
+        s = {"group": "main", "dataset": "chebi20", "task": "cap2mol", "arm": arm, "retriever": "bm25", "bootstrap": 200, "seed": 0}
+        return name, {"name": name, "ids": [str(i) for i in range(n)], "setting": s, "row_stats": stats, **extra}
+
+    res = dict([row("icmt", "icmt", base + shift), row("copy", "copy", base, top1_scores=scores)])
+    got = pe.copy_gap_by_similarity(res, bins=4)
+    assert [x["n"] for x in got] == [10, 10, 10, 10]  # the query without a score is in no bin
+    assert all(a["hi"] < b["lo"] for a, b in zip(got, got[1:]))
+    known = np.array([x is not None for x in scores])
+    for x in got:
+        inside = [i for i in range(n) if known[i] and x["lo"] <= scores[i] <= x["hi"]]
+        assert len(inside) == x["n"]
+        model, copy_ = x["metrics"]["morgan_fts"]
+        assert model == pytest.approx(float(np.mean((base + shift)[inside]))) and copy_ == pytest.approx(float(np.mean(base[inside])))
+    diffs = [x["diff"]["morgan_fts"] for x in got]
+    assert diffs[0][1] > 0 and diffs[1][1] > 0 and diffs[2][2] < 0 and diffs[3][2] < 0  # low-score bins better, high worse
+    assert pe.copy_gap_markdown(got).count("| **0.200 [") == 2  # the two dissimilar bins: bold, outside 0
