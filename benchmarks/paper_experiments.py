@@ -1360,11 +1360,17 @@ files in `settings/`; do not edit by hand (prose lives in the script's `README_*
   learning only).
 - **budget** tables: the ICMT row at 1x and 4x the preset's training tokens, with the same copy
   row (the paper states no direction; the group asks whether more training closes the gap to the copy).
+- **select** tables: the budget group's 4x run twice, one keeping the checkpoint of the lowest
+  validation loss (the budget row, reused), one (`train.select: val_bleu`) the checkpoint whose
+  greedy answers to the validation rows score the highest BLEU (MolT5's BLEU of the task, the same
+  generation and scoring as the test queries; the run itself is identical, its RNG untouched by
+  the scoring). It asks whether the loss picks the wrong checkpoint; `plots/select-*-valbleu.png`
+  draws the validation BLEU along training against the copy's on the same rows.
 - Both trained arms stop when the validation loss on a held-out slice of the pool (`val_rows`
   rows, seeded, never used for training nor as examples in training prompts) has not improved
   for `patience` evaluations, or when the token budget is spent; the adapter of the best
-  validation loss is the one evaluated. "training tokens best/used" = tokens (prompt + answer,
-  no padding) processed at the best checkpoint / in total.
+  validation loss is the one evaluated (the select group's BLEU rows excepted). "training tokens
+  best/used" = tokens (prompt + answer, no padding) processed at the best checkpoint / in total.
 - Every cell: MolT5's metric on all test queries of the row, with its 95% bootstrap interval
   (queries resampled {boot} times, seed fixed). Paired tables: the difference of two rows on the
   same queries, with a paired bootstrap interval; a difference is "outside the intervals" when
