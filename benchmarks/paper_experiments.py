@@ -1248,6 +1248,15 @@ def copy_relation_markdown(rows: list[dict]) -> str:
     return text
 
 
+def _save_plot(fig: Any, path: Path, made: list[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    made.append(path.name)
+
+
 def make_plots(res: dict[str, dict], out: Path) -> list[str]:
     import matplotlib
 
@@ -1278,11 +1287,7 @@ def make_plots(res: dict[str, dict], out: Path) -> list[str]:
         ax.set_ylim(0, 1)
         ax.set_title(f"{group}: {ds} {task} ({rows[0]['setting']['n_queries']} queries, 95% bootstrap CI)")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = plots / f"{group}-{ds}-{task}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        made.append(path.name)
+        _save_plot(fig, plots / f"{group}-{ds}-{task}.png", made)
         trained = [r for r in rows if r.get("training")]
         if trained:
             fig, ax = plt.subplots(figsize=(6, 4))
@@ -1294,11 +1299,7 @@ def make_plots(res: dict[str, dict], out: Path) -> list[str]:
             ax.set_ylabel("validation loss (held-out pool rows)")
             ax.set_title(f"{group}: {ds} {task} validation loss")
             ax.legend(fontsize=7)
-            fig.tight_layout()
-            path = plots / f"{group}-{ds}-{task}-valloss.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            made.append(path.name)
+            _save_plot(fig, plots / f"{group}-{ds}-{task}-valloss.png", made)
         scored = [r for r in trained if any("val_bleu" in p for p in r["training"]["curve"])]
         if scored:  # train.select val_bleu: the greedy answers' BLEU on the validation rows, against their copy
             fig, ax = plt.subplots(figsize=(6, 4))
@@ -1313,11 +1314,7 @@ def make_plots(res: dict[str, dict], out: Path) -> list[str]:
             ax.set_ylabel(f"{HEADLINE[task][0]} of greedy answers (validation rows)")
             ax.set_title(f"{group}: {ds} {task} validation {HEADLINE[task][0]}")
             ax.legend(fontsize=7)
-            fig.tight_layout()
-            path = plots / f"{group}-{ds}-{task}-valbleu.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            made.append(path.name)
+            _save_plot(fig, plots / f"{group}-{ds}-{task}-valbleu.png", made)
     gaps = copy_gap_by_similarity(res)
     if gaps:
         names = list(dict.fromkeys(x["row"] for x in gaps))
@@ -1333,11 +1330,7 @@ def make_plots(res: dict[str, dict], out: Path) -> list[str]:
             ax.set_xlabel(f"top-1 {part[0]['retriever']} score (quantile bins)")
             ax.set_ylabel(f"{key}: ICMT - copy (95% paired CI)")
             ax.set_title(name.removeprefix("main-"), fontsize=9)
-        fig.tight_layout()
-        path = plots / "copy-gap-by-similarity.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        made.append(path.name)
+        _save_plot(fig, plots / "copy-gap-by-similarity.png", made)
     return made
 
 
