@@ -1499,6 +1499,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = args.only.split(",")
         settings = [s for s in settings if any(w in s["name"] for w in wanted)]
+    scoring_in_training = [s["name"] for s in settings if (s.get("train") or {}).get("select", "val_loss") != "val_loss"]
+    if args.defer_scoring and scoring_in_training:
+        ap.error(f"--defer-scoring: {', '.join(scoring_in_training)} score validation answers while training "
+                 "(train.select val_bleu needs RDKit and NLTK there); run them where scoring works, or leave them out with --only")
     say = lambda line: print(line, flush=True)  # noqa: E731
     missing = sorted({d for d in (s["dataset"] for s in settings)
                       if not dataset_available(d, preset["n_queries"], preset["seed"], work)})

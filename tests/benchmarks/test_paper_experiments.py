@@ -329,3 +329,16 @@ def test_copy_gap_by_similarity_bins_queries_by_the_copied_items_retrieval_score
     diffs = [x["diff"]["morgan_fts"] for x in got]
     assert diffs[0][1] > 0 and diffs[1][1] > 0 and diffs[2][2] < 0 and diffs[3][2] < 0  # low-score bins better, high worse
     assert pe.copy_gap_markdown(got).count("| **0.200 [") == 2  # the two dissimilar bins: bold, outside 0
+
+
+def test_deferred_scoring_refuses_rows_that_score_while_training(pe, tmp_path, monkeypatch, capsys):
+    """A machine that defers scoring lacks the scorers a ``val_bleu`` row needs during training: refused at once,
+    not after its training has started."""
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a row was produced")
+
+    monkeypatch.setattr(pe, "produce_setting", must_not_run)
+    with pytest.raises(SystemExit):
+        pe.main(["--size", "cpu-long", "--groups", "select", "--tasks", "cap2mol", "--defer-scoring",
+                 "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    assert "select-chebi20-cap2mol-4x-val-bleu" in capsys.readouterr().err
