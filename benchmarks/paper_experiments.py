@@ -155,6 +155,12 @@ BUDGET_MULTIPLES = (1, 4)
 SELECT = ("val_loss", "val_bleu")
 
 
+def selection(s: dict) -> str:
+    """A setting's ``train.select``; a setting without the key (older than it, or untrained) keeps its checkpoint
+    by validation loss, so the key's absence leaves the older settings' hashes as they were."""
+    return (s.get("train") or {}).get("select", "val_loss")
+
+
 def _setting(preset: dict, *, group: str, dataset: str, task: str, arm: str, name: str, **over: Any) -> dict:
     s = {
         "schema": SCHEMA, "group": group, "name": name, "dataset": dataset, "task": task, "arm": arm,
@@ -431,7 +437,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
 
     t = s["train"]
     seed = s["seed"]
-    select = t.get("select", "val_loss")  # absent in settings older than the key: their hashes stay
+    select = selection(s)
     if select not in SELECT:
         raise ValueError(f"{s['name']}: train.select {select!r} is not one of {', '.join(SELECT)}")
     queries, pool = load_dataset(s["dataset"], s["n_queries"], seed, work)
@@ -966,16 +972,11 @@ def _row_label(r: dict) -> str:
     return ARM_LABEL[s["arm"]].format(n=s["n_shot"])
 
 
-def _select(r: dict) -> str:
-    """How a row's trained checkpoint was kept (``SELECT``); settings without the key kept it by validation loss."""
-    return (r["setting"].get("train") or {}).get("select", "val_loss")
-
-
 def _train_cell(r: dict) -> str:
     t = r.get("training")
     if not t:
         return "-"
-    kept = "" if _select(r) == "val_loss" else f", kept by {_select(r).replace('_', ' ')}"
+    kept = "" if selection(r["setting"]) == "val_loss" else f", kept by {selection(r['setting']).replace('_', ' ')}"
     return f"{t['best_tokens']:,}/{t['tokens']:,} ({t['best_step']}/{t['steps']} steps{kept})"
 
 
@@ -1032,7 +1033,7 @@ def _comparisons(rows: list[dict]) -> list[tuple[str, dict]]:
     else:  # ablations: every trained row against the group's reference row (and its copy row): the random
         # retriever's for the retriever ablation ("better retrieval helps"), else the first by name (n1, reversal off)
         # (a row keeping its checkpoint by validation loss, the default, before one keeping it by BLEU)
-        trained = sorted(by_arm.get("icmt", []), key=lambda r: (_select(r) != "val_loss", r["name"]))
+        trained = sorted(by_arm.get("icmt", []), key=lambda r: (selection(r["setting"]) != "val_loss", r["name"]))
         refs = [r for r in trained if r["setting"]["retriever"] == "random"] + trained[:1]
         for a in trained:
             if a is not refs[0]:
@@ -1499,7 +1500,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = args.only.split(",")
         settings = [s for s in settings if any(w in s["name"] for w in wanted)]
-    scoring_in_training = [s["name"] for s in settings if (s.get("train") or {}).get("select", "val_loss") != "val_loss"]
+    scoring_in_training = [s["name"] for s in settings if selection(s) != "val_loss"]
     if args.defer_scoring and scoring_in_training:
         ap.error(f"--defer-scoring: {', '.join(scoring_in_training)} score validation answers while training "
                  "(train.select val_bleu needs RDKit and NLTK there); run them where scoring works, or leave them out with --only")
