@@ -531,7 +531,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
     if select == "val_bleu" and ctx is not None:  # the bar a kept checkpoint must clear on the same rows
         copy_val_bleu = headline_value(s["task"], val_refs, [_clean(a) for a, _ in top1_copies(val_recs, train_recs, ctx, s["task"])])
     say(f"    val loss before training {best['loss']:.4f}"
-        + (f", val BLEU {curve[0]['val_bleu']:.4f} (top-1 copy {copy_val_bleu})" if select == "val_bleu" else "")
+        + (f", val BLEU {curve[0]['val_bleu']:.4f} (top-1 copy {'-' if copy_val_bleu is None else f'{copy_val_bleu:.4f}'})" if select == "val_bleu" else "")
         + f"; ~{est_steps} steps for {t['token_budget']} tokens "
         f"({len(train_rows)} train rows, mean {mean_len:.0f} tokens, {precision}, keeps the best by {select})")
     model.train()
@@ -1180,11 +1180,13 @@ def _subset(r: dict, idx: np.ndarray) -> dict:
     return {**r, "ids": [r["ids"][i] for i in idx], "row_stats": {k: np.asarray(v)[idx] for k, v in r["row_stats"].items()}}
 
 
-def copy_gap_by_similarity(res: dict[str, dict], bins: int = SIMILARITY_BINS) -> list[dict]:
+def copy_gap_by_similarity(res: dict[str, dict], out: Path | None = None, bins: int = SIMILARITY_BINS) -> list[dict]:
     """Each main-table ICMT row minus its copy row, per quantile bin of how similar the copied (top-1) pool item is
     to the query by the retriever's own score: where a model could add to its examples (a dissimilar top-1) and
-    where copying is hard to beat. Bins are set by the copy's retrieval scores alone, never by any outcome."""
-    out = []
+    where copying is hard to beat. Bins are set by the copy's retrieval scores alone, never by any outcome. With
+    ``out`` (the results folder), each bin also counts the queries whose output *is* the copied answer, read from
+    both rows' prediction TSVs: whether the model copies where copying pays."""
+    found = []
     for r in sorted(res.values(), key=lambda r: r["name"]):
         s = r["setting"]
         if s["group"] != "main" or s["arm"] != "icmt" or "row_stats" not in r:
@@ -1195,6 +1197,9 @@ def copy_gap_by_similarity(res: dict[str, dict], bins: int = SIMILARITY_BINS) ->
         if not copies:
             continue
         c = copies[0]
+        mine, theirs = (_predictions(out, r["name"], s["task"]), _predictions(out, c["name"], s["task"])) if out else (None, None)
+        same = (np.array([a == b for a, b in zip(mine, theirs)]) if mine is not None and theirs is not None
+                and len(mine) == len(theirs) == len(r["ids"]) else None)
         scores = np.array([np.nan if x is None else x for x in c["top1_scores"]], dtype=np.float64)
         known = np.flatnonzero(~np.isnan(scores))
         edges = np.quantile(scores[known], np.linspace(0, 1, bins + 1))
@@ -1207,11 +1212,12 @@ def copy_gap_by_similarity(res: dict[str, dict], bins: int = SIMILARITY_BINS) ->
             point = np.arange(len(idx))[None, :]
             mr, mc = metrics_from_stats(s["task"], sub_r["row_stats"], point), metrics_from_stats(s["task"], sub_c["row_stats"], point)
             diff = paired_diff(sub_r, sub_c)
-            out.append({"row": r["name"], "copy_row": c["name"], "task": s["task"], "retriever": s["retriever"], "bin": b + 1,
+            found.append({"row": r["name"], "copy_row": c["name"], "task": s["task"], "retriever": s["retriever"], "bin": b + 1,
                         "lo": float(scores[idx].min()), "hi": float(scores[idx].max()), "n": len(idx),
                         "metrics": {k: [float(mr[k][0]), float(mc[k][0])] for k in HEADLINE[s["task"]]},
-                        "diff": {k: diff[k] for k in HEADLINE[s["task"]]}})
-    return out
+                        "diff": {k: diff[k] for k in HEADLINE[s["task"]]},
+                        "identical": None if same is None else int(same[idx].sum())})
+    return found
 
 
 def copy_gap_markdown(rows: list[dict]) -> str:
@@ -1223,8 +1229,9 @@ def copy_gap_markdown(rows: list[dict]) -> str:
         keys = list(part[0]["metrics"])
         text += (f"\n`{row}` − `{part[0]['copy_row']}` by the copied item's {part[0]['retriever']} score "
                  f"(bins of ~equal query counts; **bold** = the paired 95% interval excludes 0):\n\n"
-                 "| bin | score range | queries | " + " | ".join(f"{k}: model vs copy | {k}: difference" for k in keys) + " |\n"
-                 "|---|---|---|" + "---|---|" * len(keys) + "\n")
+                 "| bin | score range | queries | output = copy | "
+                 + " | ".join(f"{k}: model vs copy | {k}: difference" for k in keys) + " |\n"
+                 "|---|---|---|---|" + "---|---|" * len(keys) + "\n")
         for x in part:
             cells = []
             for k in keys:
@@ -1232,7 +1239,8 @@ def copy_gap_markdown(rows: list[dict]) -> str:
                 p, lo, hi = x["diff"][k]
                 d = f"{_fmt(p, k)} [{_fmt(lo, k)}, {_fmt(hi, k)}]"
                 cells += [f"{_fmt(m, k)} vs {_fmt(c, k)}", f"**{d}**" if (lo > 0 or hi < 0) else d]
-            text += f"| {x['bin']} | {x['lo']:.3g}-{x['hi']:.3g} | {x['n']} | " + " | ".join(cells) + " |\n"
+            same = "-" if x.get("identical") is None else f"{x['identical']} ({x['identical'] / x['n']:.0%})"
+            text += f"| {x['bin']} | {x['lo']:.3g}-{x['hi']:.3g} | {x['n']} | {same} | " + " | ".join(cells) + " |\n"
     return text
 
 
@@ -1391,7 +1399,7 @@ def write_readme(res: dict[str, dict], out: Path, preset_name: str, preset: dict
              "or stops part-way through it, cannot beat that example's copy.\n\n" + copy_relation_markdown(copy_relation(res, out)))
     text += ("\n## ICMT against its copy, by how similar the copied example is\n\nThe main table's ICMT rows minus their "
              "copy rows within quantile bins of the top-1 retrieval score (the retriever's own: Morgan Tanimoto for "
-             "mol2cap, BM25 for cap2mol), set before any answer is seen.\n" + copy_gap_markdown(copy_gap_by_similarity(res)))
+             "mol2cap, BM25 for cap2mol), set before any answer is seen; \"output = copy\": the model's answer is the copied example's answer, character for character.\n" + copy_gap_markdown(copy_gap_by_similarity(res, out)))
     text += "\n## Tables\n" + tables_markdown(res) + "\n"
     text += "\n## Plots\n\n" + "\n".join(f"- [`plots/{p}`](plots/{p})" for p in plots) + "\n"
     text += "\n## Runs (device, time, machine load)\n\n| row | device | finished (UTC) | train s | generate s | load avg start → end | stop reason |\n|---|---|---|---|---|---|---|\n"

@@ -301,9 +301,10 @@ def test_select_group_differs_from_the_budget_groups_longest_row_only_in_how_it_
     assert f"{bleu_name} − {loss_name}" in labels and f"{loss_name} − {bleu_name}" not in labels
 
 
-def test_copy_gap_by_similarity_bins_queries_by_the_copied_items_retrieval_score(pe):
+def test_copy_gap_by_similarity_bins_queries_by_the_copied_items_retrieval_score(pe, tmp_path):
     """Model minus copy within quantile bins of the copy's top-1 retrieval score: the bins follow the scores (not
-    the query order), a query without a retrieved item is left out, and each bin's difference is its own queries'."""
+    the query order), a query without a retrieved item is left out, each bin's difference is its own queries', and
+    each bin counts the queries whose output is the copied answer (read from the two rows' prediction TSVs)."""
     rng = np.random.default_rng(3)
     n = 41
     scores = list(rng.permutation(np.linspace(0.05, 0.95, n - 1))) + [None]
@@ -317,7 +318,14 @@ def test_copy_gap_by_similarity_bins_queries_by_the_copied_items_retrieval_score
         return name, {"name": name, "ids": [str(i) for i in range(n)], "setting": s, "row_stats": stats, **extra}
 
     res = dict([row("icmt", "icmt", base + shift), row("copy", "copy", base, top1_scores=scores)])
-    got = pe.copy_gap_by_similarity(res, bins=4)
+    copied = [f"C{i}" for i in range(n)]
+    same = [x is not None and x >= 0.7 for x in scores]  # the model repeats its example where it is most similar
+    for name, outputs in (("copy", copied), ("icmt", [c if s else f"O{i}" for i, (c, s) in enumerate(zip(copied, same))])):
+        (tmp_path / "predictions").mkdir(exist_ok=True)
+        (tmp_path / "predictions" / f"{name}.tsv").write_text(
+            pe.TSV_HEADER["cap2mol"] + "\n" + "".join(f"q{i}\tC{i}\t{o}\n" for i, o in enumerate(outputs)))
+    assert all(x["identical"] is None for x in pe.copy_gap_by_similarity(res, bins=4))  # no folder, no count
+    got = pe.copy_gap_by_similarity(res, tmp_path, bins=4)
     assert [x["n"] for x in got] == [10, 10, 10, 10]  # the query without a score is in no bin
     assert all(a["hi"] < b["lo"] for a, b in zip(got, got[1:]))
     known = np.array([x is not None for x in scores])
@@ -326,9 +334,11 @@ def test_copy_gap_by_similarity_bins_queries_by_the_copied_items_retrieval_score
         assert len(inside) == x["n"]
         model, copy_ = x["metrics"]["morgan_fts"]
         assert model == pytest.approx(float(np.mean((base + shift)[inside]))) and copy_ == pytest.approx(float(np.mean(base[inside])))
+        assert x["identical"] == sum(same[i] for i in inside)
     diffs = [x["diff"]["morgan_fts"] for x in got]
     assert diffs[0][1] > 0 and diffs[1][1] > 0 and diffs[2][2] < 0 and diffs[3][2] < 0  # low-score bins better, high worse
     assert pe.copy_gap_markdown(got).count("| **0.200 [") == 2  # the two dissimilar bins: bold, outside 0
+    assert [x["identical"] for x in got][:2] == [0, 0] and "| 10 | 0 (0%) |" in pe.copy_gap_markdown(got)
 
 
 def test_deferred_scoring_refuses_rows_that_score_while_training(pe, tmp_path, monkeypatch, capsys):
