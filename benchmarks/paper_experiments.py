@@ -1180,6 +1180,56 @@ def _subset(r: dict, idx: np.ndarray) -> dict:
     return {**r, "ids": [r["ids"][i] for i in idx], "row_stats": {k: np.asarray(v)[idx] for k, v in r["row_stats"].items()}}
 
 
+def _top1_scores(copy_row: dict) -> np.ndarray:
+    """A copy row's top-1 retrieval score per query (NaN where the query had no retrieved item)."""
+    return np.array([np.nan if x is None else x for x in copy_row["top1_scores"]], dtype=np.float64)
+
+
+def _similarity_bins(scores: np.ndarray, bins: int) -> list[np.ndarray]:
+    """Query indices per quantile bin of the top-1 retrieval score, least similar first; queries without a score
+    are in no bin."""
+    known = np.flatnonzero(~np.isnan(scores))
+    edges = np.quantile(scores[known], np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, scores[known], side="right") - 1, 0, bins - 1)
+    return [known[which == b] for b in range(bins)]
+
+
+def copy_rate_by_similarity(res: dict[str, dict], out: Path, bins: int = SIMILARITY_BINS) -> list[dict]:
+    """Every model row (trained or not; reused rows once) that has a copy row with recorded retrieval scores on the
+    same data set, task, retriever and queries: the share of queries, per similarity bin of that copy, whose output
+    is the copied answer character for character. A model that knew when to copy would copy more where the copied
+    item is most similar."""
+    copies = [c for c in res.values() if c["setting"]["arm"] == "copy" and c.get("top1_scores")]
+    found = []
+    for r in sorted(res.values(), key=lambda r: r["name"]):
+        s = r["setting"]
+        if s["arm"] == "copy" or r.get("reused_from"):
+            continue
+        c = next((c for c in sorted(copies, key=lambda c: (c["setting"]["group"] != s["group"], c["name"]))  # own group's first
+                  if c["ids"] == r["ids"] and all(
+            c["setting"][k] == s[k] for k in ("dataset", "task", "retriever"))), None)
+        mine = _predictions(out, r["name"], s["task"])
+        theirs = None if c is None else _predictions(out, c["name"], s["task"])
+        if mine is None or theirs is None or not len(mine) == len(theirs) == len(r["ids"]):
+            continue
+        same = np.array([a == b for a, b in zip(mine, theirs)])
+        found.append({"row": r["name"], "copy_row": c["name"], "n": len(mine), "all": float(same.mean()),
+                      "bins": [float(same[idx].mean()) if len(idx) else None for idx in _similarity_bins(_top1_scores(c), bins)]})
+    return found
+
+
+def copy_rate_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "- no model row has a copy row with recorded retrieval scores yet\n"
+    n_bins = len(rows[0]["bins"])
+    text = ("| model row | copy row | queries | " + " | ".join(f"bin {b + 1}" for b in range(n_bins)) + " | all |\n"
+            "|---|---|---|" + "---|" * (n_bins + 1) + "\n")
+    for x in rows:
+        cells = ["-" if v is None else f"{v:.0%}" for v in x["bins"]]
+        text += f"| `{x['row']}` | `{x['copy_row']}` | {x['n']} | " + " | ".join(cells) + f" | {x['all']:.0%} |\n"
+    return text
+
+
 def copy_gap_by_similarity(res: dict[str, dict], out: Path | None = None, bins: int = SIMILARITY_BINS) -> list[dict]:
     """Each main-table ICMT row minus its copy row, per quantile bin of how similar the copied (top-1) pool item is
     to the query by the retriever's own score: where a model could add to its examples (a dissimilar top-1) and
@@ -1200,12 +1250,8 @@ def copy_gap_by_similarity(res: dict[str, dict], out: Path | None = None, bins: 
         mine, theirs = (_predictions(out, r["name"], s["task"]), _predictions(out, c["name"], s["task"])) if out else (None, None)
         same = (np.array([a == b for a, b in zip(mine, theirs)]) if mine is not None and theirs is not None
                 and len(mine) == len(theirs) == len(r["ids"]) else None)
-        scores = np.array([np.nan if x is None else x for x in c["top1_scores"]], dtype=np.float64)
-        known = np.flatnonzero(~np.isnan(scores))
-        edges = np.quantile(scores[known], np.linspace(0, 1, bins + 1))
-        which = np.clip(np.searchsorted(edges, scores[known], side="right") - 1, 0, bins - 1)
-        for b in range(bins):
-            idx = known[which == b]
+        scores = _top1_scores(c)
+        for b, idx in enumerate(_similarity_bins(scores, bins)):
             if len(idx) < 2:
                 continue
             sub_r, sub_c = _subset(r, idx), _subset(c, idx)
@@ -1400,6 +1446,9 @@ def write_readme(res: dict[str, dict], out: Path, preset_name: str, preset: dict
     text += ("\n## ICMT against its copy, by how similar the copied example is\n\nThe main table's ICMT rows minus their "
              "copy rows within quantile bins of the top-1 retrieval score (the retriever's own: Morgan Tanimoto for "
              "mol2cap, BM25 for cap2mol), set before any answer is seen; \"output = copy\": the model's answer is the copied example's answer, character for character.\n" + copy_gap_markdown(copy_gap_by_similarity(res, out)))
+    text += ("\nEvery model row's share of outputs that are its copy's answer, by the same quartiles of its copy's top-1 "
+             "score (bin 1 = least similar): a model that knew when to copy would copy most in the last bin.\n\n"
+             + copy_rate_markdown(copy_rate_by_similarity(res, out)))
     text += "\n## Tables\n" + tables_markdown(res) + "\n"
     text += "\n## Plots\n\n" + "\n".join(f"- [`plots/{p}`](plots/{p})" for p in plots) + "\n"
     text += "\n## Runs (device, time, machine load)\n\n| row | device | finished (UTC) | train s | generate s | load avg start → end | stop reason |\n|---|---|---|---|---|---|---|\n"

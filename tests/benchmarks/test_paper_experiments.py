@@ -341,6 +341,43 @@ def test_copy_gap_by_similarity_bins_queries_by_the_copied_items_retrieval_score
     assert [x["identical"] for x in got][:2] == [0, 0] and "| 10 | 0 (0%) |" in pe.copy_gap_markdown(got)
 
 
+def test_copy_rate_by_similarity_counts_each_model_rows_copied_outputs_per_bin_of_its_own_copys_scores(pe, tmp_path):
+    """Per model row, the share of outputs equal to its copy's answer in each quartile of that copy's top-1 score: the
+    copy is the one of the row's own retriever, a reused row is listed once (under the row it reuses), and a row
+    whose copy has no scores, or that has no predictions, is left out; a copy of the row's own group comes first."""
+    n = 8
+    ids = [str(i) for i in range(n)]
+    scores = [0.9, 0.1, 0.8, 0.2, 0.7, 0.3, 0.6, 0.4]  # quartiles: {1, 3}, {5, 7}, {6, 4}, {2, 0}
+
+    def row(name, arm, retriever, outputs, group="g", **extra):
+        s = {"group": group, "dataset": "chebi20", "task": "cap2mol", "arm": arm, "retriever": retriever}
+        if outputs is not None:
+            (tmp_path / "predictions").mkdir(exist_ok=True)
+            (tmp_path / "predictions" / f"{name}.tsv").write_text(
+                pe.TSV_HEADER["cap2mol"] + "\n" + "".join(f"q{i}\tR{i}\t{o}\n" for i, o in enumerate(outputs)))
+        return name, {"name": name, "ids": ids, "setting": s, **extra}
+
+    copied = [f"C{i}" for i in range(n)]
+    other = [f"X{i}" for i in range(n)]  # another retriever's copy: its answers are not this row's copies
+    res = dict([
+        row("copy-bm25", "copy", "bm25", copied, top1_scores=scores),
+        row("copy-random", "copy", "random", other, top1_scores=scores[::-1]),
+        row("copy-noscores", "copy", "morgan", copied),
+        row("a-copy-elsewhere", "copy", "bm25", other, group="h", top1_scores=scores),  # first by name, not the row's group
+        row("icmt", "icmt", "bm25", [c if i in (0, 2, 4) else "M" for i, c in enumerate(copied)]),
+        row("icmt-again", "icmt", "bm25", copied, reused_from="icmt"),
+        row("icmt-random", "icmt", "random", [o if i % 2 else "M" for i, o in enumerate(other)]),
+        row("icmt-morgan", "icmt", "morgan", copied),
+        row("untrained", "untrained", "bm25", None),
+    ])
+    got = {x["row"]: x for x in pe.copy_rate_by_similarity(res, tmp_path, bins=4)}
+    assert set(got) == {"icmt", "icmt-random"}
+    assert got["icmt"]["copy_row"] == "copy-bm25" and got["icmt"]["bins"] == [0.0, 0.0, 0.5, 1.0] and got["icmt"]["all"] == 3 / 8
+    # random's scores run the other way: its odd queries (copied) are its two most similar bins, bm25's two least
+    assert got["icmt-random"]["copy_row"] == "copy-random" and got["icmt-random"]["bins"] == [0.0, 0.0, 1.0, 1.0]
+    assert "| `icmt` | `copy-bm25` | 8 | 0% | 0% | 50% | 100% | 38% |" in pe.copy_rate_markdown(list(got.values()))
+
+
 def test_deferred_scoring_refuses_rows_that_score_while_training(pe, tmp_path, monkeypatch, capsys):
     """A machine that defers scoring lacks the scorers a ``val_bleu`` row needs during training: refused at once,
     not after its training has started."""
