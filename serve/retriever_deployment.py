@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,43 @@ class _IndexState:
     text_error: str | None = None
     text_last_try: float = 0.0
     text_lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0  # requests running on this version (search/status), guarded by flight_lock
+    retired: bool = False  # swapped out: its text client closes when the last of them ends
+    closed: bool = False  # its text client is closed: no request may start on this version
+    flight_lock: threading.Lock = field(default_factory=threading.Lock)  # not text_lock: held while ES is attached
+
+    def acquire(self) -> bool:
+        """Hold this version for one request; False once it is closed (the caller takes the current version)."""
+        with self.flight_lock:
+            if self.closed:
+                return False
+            self.in_flight += 1
+            return True
+
+    def release(self) -> None:
+        with self.flight_lock:
+            self.in_flight -= 1
+            close = self.retired and self.in_flight == 0 and not self.closed
+            self.closed = self.closed or close
+        if close:
+            self._close_text()
+
+    def retire(self) -> None:
+        """Swapped out: close the text client now if no request holds this version, else when the last one ends."""
+        with self.flight_lock:
+            self.retired = True
+            close = self.in_flight == 0 and not self.closed
+            self.closed = self.closed or close
+        if close:
+            self._close_text()
+
+    def _close_text(self) -> None:
+        index = self.text_index
+        if index is not None and hasattr(index, "close"):
+            try:
+                index.close()
+            except Exception:  # noqa: BLE001 - closing an old client must not fail a request or a swap
+                pass
 
 
 def _load_pool(cfg: RetrieverConfig) -> list:
@@ -142,11 +180,8 @@ class Retriever:
             f" (unavailable: {state.text_error})" if state.text_error else "",
             time.perf_counter() - started,
         )
-        if old is not None and old.text_index is not None and hasattr(old.text_index, "close"):
-            try:
-                old.text_index.close()
-            except Exception:  # noqa: BLE001 - closing the old client must not fail the swap
-                pass
+        if old is not None:
+            old.retire()  # its client stays open for the requests still running on it
 
     def _try_text(self, state: _IndexState, force: bool = False) -> Any:
         """The text index, (re)building it when missing and the retry interval has passed."""
@@ -169,6 +204,19 @@ class Retriever:
             raise StageUnavailable("the retriever has no index loaded yet")
         return self._state
 
+    @contextmanager
+    def _held(self):
+        """The current version, held for one request: a swap mid-request leaves its text client open until the
+        request ends (a version closed between reading and holding it is skipped for the new one)."""
+        while True:
+            state = self._current()
+            if state.acquire():
+                break
+        try:
+            yield state
+        finally:
+            state.release()
+
     # -- requests --------------------------------------------------------------------------
     def search(self, task: str, queries: list[str], k: int | None = None) -> dict[str, Any]:
         """Top-k pool examples for each query.
@@ -180,14 +228,14 @@ class Retriever:
             BadRequest: unknown task or a query the molecule encoder cannot featurize.
             StageUnavailable: the text backend is down (cap2mol).
         """
-        state = self._current()
-        k = min(k or state.config.candidate_k, len(state.records))
-        if task == "mol2cap":
-            hits = self._search_molecules(state, queries, k)
-        elif task == "cap2mol":
-            hits = self._search_text(state, queries, k)
-        else:
-            raise BadRequest(f"unknown task {task!r}; choose mol2cap or cap2mol")
+        with self._held() as state:
+            k = min(k or state.config.candidate_k, len(state.records))
+            if task == "mol2cap":
+                hits = self._search_molecules(state, queries, k)
+            elif task == "cap2mol":
+                hits = self._search_text(state, queries, k)
+            else:
+                raise BadRequest(f"unknown task {task!r}; choose mol2cap or cap2mol")
         out = []
         for i in range(len(queries)):
             row = []
@@ -221,12 +269,12 @@ class Retriever:
 
     def status(self) -> dict[str, Any]:
         """What /readyz reports: loaded version, pool size, whether each index answers."""
-        state = self._state
-        if state is None:
+        if self._state is None:
             return {"ready": False, "reason": "no index loaded"}
-        text_ok = self._try_text(state) is not None
-        if text_ok and state.config.text.backend == "elasticsearch":
-            text_ok = _es_reachable(state.text_index.index)
+        with self._held() as state:
+            text_ok = self._try_text(state) is not None
+            if text_ok and state.config.text.backend == "elasticsearch":
+                text_ok = _es_reachable(state.text_index.index)
         return {
             "ready": text_ok,
             "index_version": state.version,

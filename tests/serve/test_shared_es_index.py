@@ -122,7 +122,7 @@ def test_three_replicas_one_builder_killed_mid_load(serve_instance, es_url, big_
 
         with cf.ThreadPoolExecutor(8) as ex:
             answers = list(ex.map(ask, range(120)))
-        assert [s for s, _, _ in answers if s != 200] == []
+        assert [(s, body) for s, _, body in answers if s != 200] == []  # with the bodies: which stage refused
         assert all(top == query for _, query, top in answers)  # the top hit is a copy of the query caption
 
         # the same pool again (a re-deploy / scale-out): attach, never a second build
@@ -136,3 +136,40 @@ def test_three_replicas_one_builder_killed_mid_load(serve_instance, es_url, big_
             serve_instance.delete(name)
         except Exception:  # noqa: BLE001
             pass
+
+
+def test_a_swap_keeps_the_old_es_client_open_for_a_request_still_running_on_it(es_url, chebi20_pool_file, alias, monkeypatch):
+    """Serve reconfigures a Retriever while requests run (a re-deploy, or the controller re-applying user_config): a
+    cap2mol search that started on the old version finishes on it, and the old client closes when it ends. Before
+    this, the swap closed the old client at once and such a request failed with 503 ("Pool is closed"), seen in
+    `test_three_replicas_one_builder_killed_mid_load`."""
+    from serve.retriever_deployment import Retriever
+
+    def cfg(version):
+        return {"pool": {"path": str(chebi20_pool_file)}, "molecule": {"kind": "morgan"}, "index_version": version,
+                "text": {"backend": "elasticsearch", "url": es_url, "index_name": alias, "request_timeout_s": 10}}
+
+    retriever = Retriever(cfg("v1"))
+    query = chebi20_pool_file.read_text().splitlines()[1].split("\t")[2]
+    old = retriever._state.text_index
+    started, go = threading.Event(), threading.Event()
+    search = old.search
+
+    def held(*args, **kwargs):  # the real search on the real client, after the swap has happened
+        started.set()
+        assert go.wait(60)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(old, "search", held)
+    with cf.ThreadPoolExecutor(1) as ex:
+        running = ex.submit(retriever.search, "cap2mol", [query], 3)
+        assert started.wait(60)
+        retriever.reconfigure(cfg("v2"))  # builds v2 and swaps it in while the v1 request is in flight
+        go.set()
+        answer = running.result(timeout=60)
+    assert answer["index_version"] == "v1" and answer["candidates"][0][0]["text"] == query
+    assert retriever.search("cap2mol", [query], 3)["index_version"] == "v2"
+    from retrieval.bm25 import BM25BackendUnavailable
+
+    with pytest.raises(BM25BackendUnavailable):  # the old client was closed once its last request ended
+        search([query], 3)
