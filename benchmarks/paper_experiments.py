@@ -1194,6 +1194,17 @@ def _similarity_bins(scores: np.ndarray, bins: int) -> list[np.ndarray]:
     return [known[which == b] for b in range(bins)]
 
 
+def _same_as_copy(out: Path | None, r: dict, c: dict) -> np.ndarray | None:
+    """Per query, whether the model row's output is its copy row's answer character for character (both rows'
+    prediction TSVs); None without a results folder or when either file is missing or disagrees with the row's ids."""
+    if out is None:
+        return None
+    mine, theirs = _predictions(out, r["name"], r["setting"]["task"]), _predictions(out, c["name"], c["setting"]["task"])
+    if mine is None or theirs is None or not len(mine) == len(theirs) == len(r["ids"]):
+        return None
+    return np.array([a == b for a, b in zip(mine, theirs)])
+
+
 def copy_rate_by_similarity(res: dict[str, dict], out: Path, bins: int = SIMILARITY_BINS) -> list[dict]:
     """Every model row (trained or not; reused rows once) that has a copy row with recorded retrieval scores on the
     same data set, task, retriever and queries: the share of queries, per similarity bin of that copy, whose output
@@ -1208,12 +1219,10 @@ def copy_rate_by_similarity(res: dict[str, dict], out: Path, bins: int = SIMILAR
         c = next((c for c in sorted(copies, key=lambda c: (c["setting"]["group"] != s["group"], c["name"]))  # own group's first
                   if c["ids"] == r["ids"] and all(
             c["setting"][k] == s[k] for k in ("dataset", "task", "retriever"))), None)
-        mine = _predictions(out, r["name"], s["task"])
-        theirs = None if c is None else _predictions(out, c["name"], s["task"])
-        if mine is None or theirs is None or not len(mine) == len(theirs) == len(r["ids"]):
+        same = None if c is None else _same_as_copy(out, r, c)
+        if same is None:
             continue
-        same = np.array([a == b for a, b in zip(mine, theirs)])
-        found.append({"row": r["name"], "copy_row": c["name"], "n": len(mine), "all": float(same.mean()),
+        found.append({"row": r["name"], "copy_row": c["name"], "n": len(same), "all": float(same.mean()),
                       "bins": [float(same[idx].mean()) if len(idx) else None for idx in _similarity_bins(_top1_scores(c), bins)]})
     return found
 
@@ -1247,9 +1256,7 @@ def copy_gap_by_similarity(res: dict[str, dict], out: Path | None = None, bins: 
         if not copies:
             continue
         c = copies[0]
-        mine, theirs = (_predictions(out, r["name"], s["task"]), _predictions(out, c["name"], s["task"])) if out else (None, None)
-        same = (np.array([a == b for a, b in zip(mine, theirs)]) if mine is not None and theirs is not None
-                and len(mine) == len(theirs) == len(r["ids"]) else None)
+        same = _same_as_copy(out, r, c)
         scores = _top1_scores(c)
         for b, idx in enumerate(_similarity_bins(scores, bins)):
             if len(idx) < 2:
