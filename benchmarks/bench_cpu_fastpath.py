@@ -87,8 +87,7 @@ def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
 
     Today's step: the collate tokenizes its rows every step (``tokenize_row``, as ``ICLCollate`` did),
     random pairs are padded to the longer one, fp32, ``nn.Dropout`` in the adapters. Fast step: rows
-    tokenized once, length-bucketed batches, bf16 autocast where native, ``CpuFastDropout``, the fused
-    LoRA forward (``ray_icma.models.lora_forward``), the loss
+    tokenized once, length-bucketed batches, bf16 autocast where native, ``CpuFastDropout``, the loss
     from the answer positions' logits only (one model serves both sides, so its frozen weights stay
     fp32 here: ``store_frozen_linears`` is measured only in the Ray Train part). Same model (SmolLM2-135M + LoRA r 8), same rows, same
     number of steps. Ray Data's per-epoch start-up, which today's path also paid inside its loop,
@@ -136,19 +135,9 @@ def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
     dropouts = [(m.lora_dropout, k) for m in model.modules() if isinstance(getattr(m, "lora_dropout", None), torch.nn.ModuleDict)
                 for k in m.lora_dropout.keys()]
 
-    from peft.tuners.lora.layer import Linear as LoraLinear
-
-    from ray_icma.models.lora_forward import use_fused_lora_forward
-
-    adapter_layers = [m for m in model.modules() if type(m) is LoraLinear]
-
-    def run(make, fast: bool) -> dict:  # today's step: nn.Dropout (bernoulli_ masks), peft's forward; fast: CpuFastDropout, fused
+    def run(make, fast: bool) -> dict:  # today's step: nn.Dropout (bernoulli_ masks); fast: CpuFastDropout
         for table, key in dropouts:
             table[key] = (CpuFastDropout if fast else torch.nn.Dropout)(p=table[key].p)
-        for layer in adapter_layers:
-            layer.__dict__.pop("forward", None)  # peft's class forward
-        if fast:
-            use_fused_lora_forward(model)
         start, cpu_start, tokens, padded = time.perf_counter(), time.process_time(), 0, 0
         for batch, prec, answer_only in make():  # new: logits of the answer positions only
             with autocast(prec, "cpu"):

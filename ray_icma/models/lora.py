@@ -50,16 +50,12 @@ def apply_lora(model: Any, config: Any = None) -> Any:
     """Wrap ``model`` in a peft model with ``config`` (default: ICMA's preset for this model).
 
     The adapters' input dropout is :class:`ray_icma.models.dropout.CpuFastDropout` (same drop
-    probability, a cheaper mask on CPU; unchanged elsewhere), and their linear layers run
-    :func:`ray_icma.models.lora_forward.fused_lora_forward` on CPU (peft's forward without its
-    casts and extra passes under autocast; peft's own forward everywhere else).
+    probability, a cheaper mask on CPU; unchanged elsewhere).
     """
     from peft import get_peft_model
 
     from ray_icma.models.dropout import use_fast_dropout
-    from ray_icma.models.lora_forward import use_fused_lora_forward
 
     peft_model = get_peft_model(model, config if config is not None else lora_config(model=model))
     use_fast_dropout(peft_model)
-    use_fused_lora_forward(peft_model)
     return peft_model
