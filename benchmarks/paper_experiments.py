@@ -1132,22 +1132,27 @@ def _predictions(out: Path, name: str, task: str) -> list[str] | None:
     return read_predictions(path, task).predictions if path.is_file() else None
 
 
+def _copy_row(res: dict[str, dict], r: dict, scored: bool = False) -> dict | None:
+    """The copy row a model row is compared with: a copy of the same data set, task, retriever and queries, its own
+    group's first, then by name (copies that share all four give the same answers); with ``scored``, only copies
+    that recorded their top-1 retrieval scores. None when there is none."""
+    s = r["setting"]
+    copies = [c for c in res.values() if c["setting"]["arm"] == "copy" and c["ids"] == r["ids"]
+              and all(c["setting"][k] == s[k] for k in ("dataset", "task", "retriever")) and (not scored or c.get("top1_scores"))]
+    return min(copies, key=lambda c: (c["setting"].get("group") != s.get("group"), c["name"]), default=None)
+
+
 def copy_relation(res: dict[str, dict], out: Path) -> list[dict]:
     """Per model row: how its outputs relate to the retrieval top-1 copy of the same data set, task,
     retriever and queries: identical, a strict prefix of it (at least 10 characters: the model was
     copying when it stopped), and how many generations stopped at ``max_new_tokens`` (cut, not
     finished). Says *why* a model row loses to the copy row, with numbers."""
-    copies: dict[tuple, dict] = {}
-    for r in res.values():
-        s = r["setting"]
-        if s["arm"] == "copy":
-            copies.setdefault((s["dataset"], s["task"], s["retriever"], tuple(r["ids"])), r)
     rows = []
     for r in sorted(res.values(), key=lambda r: r["name"]):
         s = r["setting"]
         if s["arm"] == "copy" or r.get("reused_from"):
             continue
-        c = copies.get((s["dataset"], s["task"], s["retriever"], tuple(r["ids"])))
+        c = _copy_row(res, r)
         if c is None:
             continue
         mine, theirs = _predictions(out, r["name"], s["task"]), _predictions(out, c["name"], s["task"])
@@ -1210,15 +1215,11 @@ def copy_rate_by_similarity(res: dict[str, dict], out: Path, bins: int = SIMILAR
     same data set, task, retriever and queries: the share of queries, per similarity bin of that copy, whose output
     is the copied answer character for character. A model that knew when to copy would copy more where the copied
     item is most similar."""
-    copies = [c for c in res.values() if c["setting"]["arm"] == "copy" and c.get("top1_scores")]
     found = []
     for r in sorted(res.values(), key=lambda r: r["name"]):
-        s = r["setting"]
-        if s["arm"] == "copy" or r.get("reused_from"):
+        if r["setting"]["arm"] == "copy" or r.get("reused_from"):
             continue
-        c = next((c for c in sorted(copies, key=lambda c: (c["setting"]["group"] != s["group"], c["name"]))  # own group's first
-                  if c["ids"] == r["ids"] and all(
-            c["setting"][k] == s[k] for k in ("dataset", "task", "retriever"))), None)
+        c = _copy_row(res, r, scored=True)
         same = None if c is None else _same_as_copy(out, r, c)
         if same is None:
             continue
@@ -1250,12 +1251,9 @@ def copy_gap_by_similarity(res: dict[str, dict], out: Path | None = None, bins: 
         s = r["setting"]
         if s["group"] != "main" or s["arm"] != "icmt" or "row_stats" not in r:
             continue
-        copies = [c for c in res.values() if c["setting"]["arm"] == "copy" and c["setting"]["group"] == "main"
-                  and c["setting"]["dataset"] == s["dataset"] and c["setting"]["task"] == s["task"]
-                  and c["setting"]["retriever"] == s["retriever"] and c["ids"] == r["ids"] and c.get("top1_scores")]
-        if not copies:
+        c = _copy_row(res, r, scored=True)
+        if c is None:
             continue
-        c = copies[0]
         same = _same_as_copy(out, r, c)
         scores = _top1_scores(c)
         for b, idx in enumerate(_similarity_bins(scores, bins)):

@@ -360,10 +360,10 @@ def test_copy_rate_by_similarity_counts_each_model_rows_copied_outputs_per_bin_o
     copied = [f"C{i}" for i in range(n)]
     other = [f"X{i}" for i in range(n)]  # another retriever's copy: its answers are not this row's copies
     res = dict([
+        row("a-copy-elsewhere", "copy", "bm25", other, group="h", top1_scores=scores),  # first loaded and by name, another group
         row("copy-bm25", "copy", "bm25", copied, top1_scores=scores),
         row("copy-random", "copy", "random", other, top1_scores=scores[::-1]),
         row("copy-noscores", "copy", "morgan", copied),
-        row("a-copy-elsewhere", "copy", "bm25", other, group="h", top1_scores=scores),  # first by name, not the row's group
         row("icmt", "icmt", "bm25", [c if i in (0, 2, 4) else "M" for i, c in enumerate(copied)]),
         row("icmt-again", "icmt", "bm25", copied, reused_from="icmt"),
         row("icmt-random", "icmt", "random", [o if i % 2 else "M" for i, o in enumerate(other)]),
@@ -376,6 +376,9 @@ def test_copy_rate_by_similarity_counts_each_model_rows_copied_outputs_per_bin_o
     # random's scores run the other way: its odd queries (copied) are its two most similar bins, bm25's two least
     assert got["icmt-random"]["copy_row"] == "copy-random" and got["icmt-random"]["bins"] == [0.0, 0.0, 1.0, 1.0]
     assert "| `icmt` | `copy-bm25` | 8 | 0% | 0% | 50% | 100% | 38% |" in pe.copy_rate_markdown(list(got.values()))
+    # the "against their retrieval copy" table compares each row with the same copy (scores not needed there)
+    assert {x["row"]: x["copy_row"] for x in pe.copy_relation(res, tmp_path)} == {
+        "icmt": "copy-bm25", "icmt-random": "copy-random", "icmt-morgan": "copy-noscores"}
 
 
 def test_deferred_scoring_refuses_rows_that_score_while_training(pe, tmp_path, monkeypatch, capsys):
