@@ -51,18 +51,18 @@ class _IndexState:
             return True
 
     def release(self) -> None:
-        with self.flight_lock:
-            self.in_flight -= 1
-            close = self.retired and self.in_flight == 0 and not self.closed
-            self.closed = self.closed or close
-        if close:
-            self._close_text()
+        self._update(in_flight=-1)
 
     def retire(self) -> None:
         """Swapped out: close the text client now if no request holds this version, else when the last one ends."""
+        self._update(retire=True)
+
+    def _update(self, in_flight: int = 0, retire: bool = False) -> None:
+        """Apply a release or a retirement; the one update that leaves the version retired and idle closes it."""
         with self.flight_lock:
-            self.retired = True
-            close = self.in_flight == 0 and not self.closed
+            self.in_flight += in_flight
+            self.retired = self.retired or retire
+            close = self.retired and self.in_flight == 0 and not self.closed
             self.closed = self.closed or close
         if close:
             self._close_text()
