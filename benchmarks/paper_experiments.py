@@ -145,7 +145,10 @@ PRESETS: dict[str, dict] = {
     },
 }
 DEFAULT_RETRIEVER = {"mol2cap": "morgan", "cap2mol": "bm25"}
-GROUPS = ("main", "nshot", "retriever", "reversal", "strategy", "cutoff", "model", "budget", "select")
+GROUPS = ("main", "nshot", "retriever", "reversal", "strategy", "cutoff", "model", "budget", "select", "decoding")
+#: the ``decoding`` group's rows besides greedy (the main ICMT row): ICMA's inference.py decoding (sampling, seed 42)
+#: and the same with another sampling seed, which shows how much of a sampled row's difference is its draw
+DECODING_ROWS = {"icma": "icma", "icma-seed43": {"preset": "icma", "seed": 43}}
 #: the ``budget`` group's training budgets, as multiples of the preset's ``token_budget``
 BUDGET_MULTIPLES = (1, 4)
 #: ``train.select``: which checkpoint a trained arm keeps. ``val_loss`` (the default, and what a setting without
@@ -236,6 +239,12 @@ def build_settings(preset: dict, groups: list[str], tasks: list[str], datasets: 
             out.append(_setting(preset, group="select", dataset=ds, task=task, arm="icmt",
                                 name=f"select-{base}-{BUDGET_MULTIPLES[-1]}x-val-bleu",
                                 **longest, **{"train.select": "val_bleu", "train.patience": 10**9}))
+        if "decoding" in groups:  # ICMA's decoding on the main ICMT row's model (trained once, by its training hash)
+            out.append(_setting(preset, group="decoding", dataset=ds, task=task, arm="copy", name=f"decoding-{base}-copy"))
+            out.append(_setting(preset, group="decoding", dataset=ds, task=task, arm="icmt", name=f"decoding-{base}-greedy"))
+            for tag, decoding in DECODING_ROWS.items():
+                out.append(_setting(preset, group="decoding", dataset=ds, task=task, arm="icmt", name=f"decoding-{base}-{tag}",
+                                    **{"generate.decoding": decoding}))
     return out
 
 
@@ -243,6 +252,47 @@ def setting_hash(s: dict) -> str:
     """Hash of everything that determines a setting's result (its name and group excluded)."""
     body = {k: v for k, v in s.items() if k not in ("name", "group")}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def training_hash(s: dict) -> str | None:
+    """Hash of everything that determines a trained arm's model (None for a row without training): the setting
+    less its name, group and bootstrap, and less its generation settings unless they choose the checkpoint
+    (``train.select: val_bleu`` generates to score it). Rows that differ only in how they decode share a model."""
+    if s["arm"] not in ("icmt", "finetune"):
+        return None
+    drop = {"name", "group", "bootstrap"} | ({"generate"} if selection(s) == "val_loss" else set())
+    body = {k: v for k, v in s.items() if k not in drop}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _stored_training_hash(stored: dict, out: Path, name: str) -> str | None:
+    """The training hash of a ``models/<name>/train.json``: its own, or (written before training hashes were kept)
+    that of the setting whose result or pending file under ``out`` has the stored full hash."""
+    if stored.get("train_hash"):
+        return stored["train_hash"]
+    for path in (out / "settings" / f"{name}.json", pending_path(out, name)):
+        if path.is_file():
+            result = json.loads(path.read_text(encoding="utf-8"))
+            if result.get("hash") == stored.get("hash"):
+                return training_hash(result["setting"])
+    return None
+
+
+def find_trained(s: dict, work: Path, out: Path) -> tuple[dict, str] | None:
+    """A model trained before with ``s``'s training hash, and the row that trained it: ``s``'s own folder under
+    ``work/models`` first, then any other row's (e.g. a decoding row reuses the adapter of its greedy twin)."""
+    want = training_hash(s)
+    models = work / "models"
+    own = models / s["name"]
+    for folder in [own, *sorted(p for p in models.glob("*") if p != own)] if models.is_dir() else []:
+        saved = folder / "train.json"
+        if not saved.is_file():
+            continue
+        stored = json.loads(saved.read_text(encoding="utf-8"))
+        weights = stored.get("adapter_dir") or stored.get("model_dir")
+        if weights and Path(weights).is_dir() and _stored_training_hash(stored, out, folder.name) == want:
+            return stored, folder.name
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -850,21 +900,24 @@ def produce_setting(s: dict, work: Path, out: Path, device: str, say) -> dict:
     else:
         trained = None
         if s["arm"] in ("icmt", "finetune"):
-            saved = work / "models" / s["name"] / "train.json"
-            if saved.is_file() and json.loads(saved.read_text()).get("hash") == setting_hash(s):
-                trained = json.loads(saved.read_text())  # trained before, generation/scoring did not finish
-                say(f"    reusing the trained model in {saved.parent} (same config hash)")
+            found = find_trained(s, work, out)
+            if found:  # trained before (generation or scoring did not finish, or a row that decodes differently)
+                trained, source = found
+                say(f"    reusing the model trained for {source} (same training hash {training_hash(s)})")
             else:
-                trained = train_setting(s, work, device, say)
-                _write_json(saved, {**trained, "hash": setting_hash(s)})
-            timings["train_s"] = trained["seconds"]
+                trained, source = train_setting(s, work, device, say), s["name"]
+                _write_json(work / "models" / s["name"] / "train.json",
+                            {**trained, "hash": setting_hash(s), "train_hash": training_hash(s)})
+            timings["train_s"] = trained["seconds"] if source == s["name"] else 0.0  # this row's own training time
         rows = icl_rows(queries, pool, test_ctx, s)
         t0 = time.perf_counter()
         preds, gen_meta = generate_setting(s, rows, device, trained, say, [record_io(task, r)[1] for r in pool])
         timings["generate_s"] = round(time.perf_counter() - t0, 1)
         result["generation"] = gen_meta
     if trained:
-        result["training"] = {k: v for k, v in trained.items() if k not in ("adapter_dir", "model_dir")}
+        result["training"] = {k: v for k, v in trained.items() if k not in ("adapter_dir", "model_dir", "hash")}
+        if source != s["name"]:
+            result["training"]["trained_for"] = source  # another row's model, the same training hash
     timings["produce_s"] = round(time.perf_counter() - started, 1)
     result.update(ids=ids, inputs=inputs, refs=refs, preds=preds, timings=timings, device=device,
                   device_name=_device_name(device), load_avg_start=load_start, load_avg_end=_load_avg(),
@@ -1419,6 +1472,10 @@ files in `settings/`; do not edit by hand (prose lives in the script's `README_*
   generation and scoring as the test queries; the run itself is identical, its RNG untouched by
   the scoring). It asks whether the loss picks the wrong checkpoint; `plots/select-*-valbleu.png`
   draws the validation BLEU along training against the copy's on the same rows.
+- **decoding** tables: the main ICMT row (greedy, as every other row) against ICMA's own decoding
+  (`generate.decoding: icma`, its `inference.py`: sampling at temperature 0.7, top_p 0.85, top_k 40,
+  repetition_penalty 0.8 for cap2mol, seed 42) and the same with sampling seed 43, all on one trained
+  model (the sampled rows share it by their training hash; the greedy row is the main row, reused).
 - Both trained arms stop when the validation loss on a held-out slice of the pool (`val_rows`
   rows, seeded, never used for training nor as examples in training prompts) has not improved
   for `patience` evaluations, or when the token budget is spent; the adapter of the best
