@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -392,3 +393,90 @@ def test_deferred_scoring_refuses_rows_that_score_while_training(pe, tmp_path, m
         pe.main(["--size", "cpu-long", "--groups", "select", "--tasks", "cap2mol", "--defer-scoring",
                  "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
     assert "select-chebi20-cap2mol-4x-val-bleu" in capsys.readouterr().err
+
+
+def test_decoding_group_decodes_the_main_icmt_model_differently_and_trains_it_once(pe):
+    """The decoding rows differ from the main ICMT row only in ``generate.decoding``: the greedy row *is* the main row
+    (reused by its full hash), the sampled rows share its training hash (one model for all three), and anything that
+    changes the training, or a decoding that picks the checkpoint (``val_bleu``), changes the training hash."""
+    p = pe.PRESETS["cpu-long"]
+    main = {s["arm"]: s for s in pe.build_settings(p, ["main"], ["cap2mol"])}
+    rows = {s["name"].removeprefix("decoding-chebi20-cap2mol-"): s for s in pe.build_settings(p, ["decoding"], ["cap2mol"])}
+    assert set(rows) == {"copy", "greedy", *pe.DECODING_ROWS}
+    assert pe.setting_hash(rows["copy"]) == pe.setting_hash(main["copy"])
+    assert pe.setting_hash(rows["greedy"]) == pe.setting_hash(main["icmt"])
+    for tag, decoding in pe.DECODING_ROWS.items():
+        s = rows[tag]
+        assert s["generate"]["decoding"] == decoding and pe.setting_hash(s) != pe.setting_hash(main["icmt"])
+        assert {**s, "generate": main["icmt"]["generate"], "group": "main", "name": main["icmt"]["name"]} == main["icmt"]
+        assert pe.training_hash(s) == pe.training_hash(main["icmt"])
+    assert pe.training_hash(main["copy"]) is None and pe.training_hash(main["untrained"]) is None
+    longer = {**rows["icma"], "train": {**rows["icma"]["train"], "token_budget": 1}}
+    assert pe.training_hash(longer) != pe.training_hash(rows["icma"])
+    by_bleu = [{**s, "train": {**s["train"], "select": "val_bleu"}} for s in (rows["greedy"], rows["icma"])]
+    assert pe.training_hash(by_bleu[0]) != pe.training_hash(by_bleu[1])  # its validation answers are decoded too
+
+
+def _toy_trained_rows(pe, tmp_path, monkeypatch) -> tuple[Path, Path, Any]:
+    """A 24-molecule cap2mol pool, one query, its contexts, and a maker of trained rows (tiny random model)."""
+    import json
+
+    shared, work, out = tmp_path / "shared", tmp_path / "work", tmp_path / "out"
+    monkeypatch.setattr(pe, "SHARED", shared)
+    monkeypatch.setattr(pe, "DATASETS", {"toy": {"pool": "p.txt", "queries": "q.txt", "label": "toy"}})
+    monkeypatch.setattr(pe, "_CACHE", {})
+    pool = [(str(i + 1), smi, f"The molecule is toy compound number {i + 1} with smiles {smi}.") for i, smi in enumerate(_SMILES)]
+    _chebi_file(shared / "p.txt", pool)
+    _chebi_file(shared / "q.txt", [("99", "CCCCC", "The molecule is pentane.")])
+    ids = [c for c, _, _ in pool]
+    (work / "contexts").mkdir(parents=True)
+    for split, queries in (("pool", ids), ("q1s0", ["99"])):
+        (work / "contexts" / f"toy-cap2mol-bm25-{split}-k10.jsonl").write_text("".join(
+            json.dumps({"query_id": c, "task": "cap2mol", "retriever": "bm25", "scores": [1.0] * 3,
+                        "neighbors": [n for n in (c, ids[(i + 1) % 24], ids[(i + 2) % 24], ids[(i + 3) % 24]) if n != c][:3]}) + "\n"
+            for i, c in enumerate(queries)), encoding="utf-8")
+
+    def row(name: str, **over: Any) -> dict:
+        over = {"train.token_budget": 1_000, "train.val_rows": 4, "train.eval_every": 2, "generate.max_new_tokens": 8, **over}
+        return pe._setting(pe.PRESETS["quick"], group="decoding", dataset="toy", task="cap2mol", arm="icmt", name=name,
+                           model="tiny-random-llama", n_queries=1, precision="fp32", cutoff_len=256, **over)
+    return work, out, row
+
+
+def test_a_row_that_only_decodes_differently_reuses_the_stored_model(pe, tmp_path, monkeypatch):
+    """The second row is generated from the first row's adapter, not trained again; a model stored before training
+    hashes were kept is found through its row's result; a row whose training differs is trained."""
+    import json
+
+    work, out, row = _toy_trained_rows(pe, tmp_path, monkeypatch)
+    greedy = row("toy-greedy")
+    first = pe.produce_setting(greedy, work, out, "cpu", lambda _line: None)
+    stored = json.loads((work / "models" / "toy-greedy" / "train.json").read_text())
+    assert stored["train_hash"] == pe.training_hash(greedy) and first["timings"]["train_s"] > 0
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(pe, "train_setting", no_training)
+    sampled = row("toy-icma", **{"generate.decoding": "icma"})
+    said: list[str] = []
+    second = pe.produce_setting(sampled, work, out, "cpu", said.append)
+    assert second["training"]["trained_for"] == "toy-greedy" and second["timings"]["train_s"] == 0.0
+    assert second["training"]["curve"] == first["training"]["curve"] and "toy-greedy" in said[0]
+    assert second["generation"]["decoding"]["do_sample"] is True and first["generation"]["decoding"]["do_sample"] is False
+    assert not (work / "models" / "toy-icma").exists()
+
+    # a train.json written before training hashes were kept: matched through the row's result (same full hash)
+    (work / "models" / "toy-greedy" / "train.json").write_text(json.dumps({k: v for k, v in stored.items() if k != "train_hash"}))
+    assert pe.find_trained(sampled, work, out)[1] == "toy-greedy"  # its pending (unscored) result vouches for it
+    pe.pending_path(out, "toy-greedy").unlink()
+    assert pe.find_trained(sampled, work, out) is None  # no result of toy-greedy: nothing to vouch for it
+    (out / "settings").mkdir(parents=True)
+    (out / "settings" / "toy-greedy.json").write_text(json.dumps({"hash": pe.setting_hash(greedy), "setting": greedy}))
+    assert pe.find_trained(sampled, work, out)[1] == "toy-greedy"
+    (out / "settings" / "toy-greedy.json").write_text(json.dumps({"hash": "0" * 16, "setting": greedy}))
+    assert pe.find_trained(sampled, work, out) is None  # a result of another config under that name vouches for nothing
+
+    other = row("toy-other-lr", **{"generate.decoding": "icma", "train.lr": 1e-3})
+    with pytest.raises(AssertionError, match="trained again"):
+        pe.produce_setting(other, work, out, "cpu", lambda _line: None)
