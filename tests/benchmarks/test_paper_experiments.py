@@ -480,3 +480,30 @@ def test_a_row_that_only_decodes_differently_reuses_the_stored_model(pe, tmp_pat
     other = row("toy-other-lr", **{"generate.decoding": "icma", "train.lr": 1e-3})
     with pytest.raises(AssertionError, match="trained again"):
         pe.produce_setting(other, work, out, "cpu", lambda _line: None)
+
+
+def test_tuning_group_sets_lora_against_full_fine_tuning_of_the_same_row(pe):
+    p = pe.PRESETS["cpu-long"]
+    main = {s["arm"]: s for s in pe.build_settings(p, ["main"], ["mol2cap"])}
+    rows = {s["name"].removeprefix("tuning-chebi20-mol2cap-"): s for s in pe.build_settings(p, ["tuning"], ["mol2cap"])}
+    assert set(rows) == {"copy", "lora", "full"}
+    assert pe.setting_hash(rows["copy"]) == pe.setting_hash(main["copy"]) and pe.setting_hash(rows["lora"]) == pe.setting_hash(main["icmt"])
+    full = rows["full"]
+    assert full["train"]["disable_lora"] is True and full["train"]["lr"] == pe.FULL_FINETUNE_LR < main["icmt"]["train"]["lr"]
+    assert {**full, "train": {**full["train"], "disable_lora": False, "lr": main["icmt"]["train"]["lr"]},
+            "group": "main", "name": main["icmt"]["name"]} == main["icmt"]
+
+
+def test_full_fine_tuning_row_trains_every_weight_and_generates_from_the_saved_model(pe, tmp_path, monkeypatch):
+    """``train.disable_lora``: no adapter, a whole model saved and generated from (ICMA's ``--disable_lora``)."""
+    from ray_icma.models import load_causal_lm
+
+    work, out, row = _toy_trained_rows(pe, tmp_path, monkeypatch)
+    got = pe.produce_setting(row("toy-full", **{"train.disable_lora": True}), work, out, "cpu", lambda _line: None)
+    stored = pe.find_trained(row("toy-full", **{"train.disable_lora": True}), work, out)[0]
+    assert stored["adapter_dir"] is None and (Path(stored["model_dir"]) / "config.json").is_file()
+    trained, _ = load_causal_lm(stored["model_dir"], torch_dtype="float32")
+    base, _ = load_causal_lm("tiny-random-llama", torch_dtype="float32")
+    moved = [n for (n, a), b in zip(trained.named_parameters(), base.parameters()) if not bool((a == b).all())]
+    assert any("embed" in n for n in moved) and any("mlp" in n for n in moved)  # not only adapters: every kind of weight
+    assert got["training"]["steps"] > 0 and len(got["generation"]) > 0
