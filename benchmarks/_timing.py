@@ -1,7 +1,9 @@
-"""Tiny timing helpers shared by the benchmark scripts: a wall-clock Timer and peak RSS."""
+"""Tiny helpers shared by the benchmark scripts: a wall-clock Timer, peak RSS, and where a run's raw output goes."""
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 
 class Timer:
@@ -40,3 +42,10 @@ def machine_load() -> str:
 
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def write_results(out_json: Path, report: dict, text: str) -> None:
+    """One run's raw output: ``report`` as JSON at ``out_json`` and the printed ``text`` next to it (``.txt``)."""
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(report, indent=1, default=str))
+    out_json.with_suffix(".txt").write_text(text.rstrip("\n") + "\n")

@@ -48,6 +48,7 @@ STOP = ("\n\n",)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import peak_rss_mb as _peak_rss_mb  # noqa: E402  (VmHWM: children must not report the driver's peak)
+from _timing import write_results  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- children
@@ -470,9 +471,7 @@ def main() -> int:
                 f"95% CI [{b['ci95'][0]:+.4f}, {b['ci95'][1]:+.4f}] -> {b['verdict']}")
     report["load_after"] = _uptime()
     say(f"load before {report['load_before']}, after {report['load_after']}")
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(report, indent=1, default=str))
-    out_json.with_suffix(".txt").write_text("\n".join(lines) + "\n")
+    write_results(out_json, report, "\n".join(lines))
     print(f"raw output: {out_json}")
     return 0
 

@@ -24,7 +24,6 @@ Raw output: benchmarks/results/cpu_roofline_<UTC time>.json (+ .txt).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 RESULTS = ROOT / "benchmarks" / "results"
+from _timing import write_results  # noqa: E402
 
 # SmolLM2-135M (HuggingFaceTB/SmolLM2-135M config.json)
 HIDDEN, INTER, LAYERS, KV_DIM, VOCAB = 576, 1536, 30, 192, 49152
@@ -203,8 +203,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"cpu_roofline_{stamp}.json"
     report["summary"] = text
-    out.write_text(json.dumps(report, indent=1))
-    out.with_suffix(".txt").write_text(text + "\n")
+    write_results(out, report, text)
     return 0
 
 

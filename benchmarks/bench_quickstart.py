@@ -30,7 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 RESULTS = ROOT / "benchmarks" / "results"
+from _timing import write_results  # noqa: E402
 
 
 def _run_side(tree: Path, work: Path, name: str) -> dict:
@@ -103,8 +105,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     report["summary"] = text
-    out_path.write_text(json.dumps(report, indent=1))
-    out_path.with_suffix(".txt").write_text(text + "\n")
+    write_results(out_path, report, text)
     return 0 if len(ok) == len(report["runs"]) else 1
 
 

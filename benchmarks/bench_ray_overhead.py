@@ -187,6 +187,7 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(_child(args), default=str))
         return 0
 
+    from _timing import write_results
     from bench_cpu_fastpath import _contexts_and_prompts
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -228,9 +229,7 @@ def main() -> int:
     report["load_after"] = _load()
     say(f"load before {report['load_before']}, after {report['load_after']}")
     out = Path(args.out_dir) / f"ray_overhead_{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=str))
-    out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
+    write_results(out, report, "\n".join(lines))
     print(f"raw output: {out}")
     return 0
 

@@ -232,26 +232,37 @@ _SMILES = [f"{'C' * n}{end}" for end in ("O", "N", "Cl", "S", "C(=O)O", "C(N)=O"
 
 def _toy_selection_run(pe, tmp_path, monkeypatch, *, arm: str, select: str, **train) -> dict:
     """``train_setting`` of one cap2mol row on a 24-molecule toy pool with the tiny random model (no ../shared)."""
+    work, _, row = _toy_trained_rows(pe, tmp_path, monkeypatch)
+    s = row(f"toy-{arm}-{select}", arm=arm, **{"train.select": select, "train.token_budget": 2_000, "train.val_rows": 6,
+                                               "train.patience": 10**9, **{f"train.{k}": v for k, v in train.items()}})
+    return pe.train_setting(s, work, "cpu", lambda _line: None)
+
+
+def _toy_trained_rows(pe, tmp_path, monkeypatch) -> tuple[Path, Path, Any]:
+    """A 24-molecule cap2mol pool (each row's contexts: itself first, as ICMA's training lists, then its next two),
+    one query, and a maker of trained rows (tiny random model, no ../shared): ``(work, out, row)``."""
     import json
 
-    shared, work = tmp_path / "shared", tmp_path / "work"
+    shared, work, out = tmp_path / "shared", tmp_path / "work", tmp_path / "out"
     monkeypatch.setattr(pe, "SHARED", shared)
     monkeypatch.setattr(pe, "DATASETS", {"toy": {"pool": "p.txt", "queries": "q.txt", "label": "toy"}})
     monkeypatch.setattr(pe, "_CACHE", {})
     pool = [(str(i + 1), smi, f"The molecule is toy compound number {i + 1} with smiles {smi}.") for i, smi in enumerate(_SMILES)]
     _chebi_file(shared / "p.txt", pool)
     _chebi_file(shared / "q.txt", [("99", "CCCCC", "The molecule is pentane.")])
-    ctx = work / "contexts" / "toy-cap2mol-bm25-pool-k10.jsonl"
-    ctx.parent.mkdir(parents=True, exist_ok=True)
     ids = [c for c, _, _ in pool]
-    ctx.write_text("".join(json.dumps({"query_id": c, "task": "cap2mol", "retriever": "bm25", "scores": [1.0] * 3,
-                                       "neighbors": [c, ids[(i + 1) % len(ids)], ids[(i + 2) % len(ids)]]}) + "\n"
-                           for i, c in enumerate(ids)), encoding="utf-8")
-    over = {"train.select": select, "train.token_budget": 2_000, "train.val_rows": 6, "train.eval_every": 2,
-            "train.patience": 10**9, "generate.max_new_tokens": 8, **{f"train.{k}": v for k, v in train.items()}}
-    s = pe._setting(pe.PRESETS["quick"], group="select", dataset="toy", task="cap2mol", arm=arm, name=f"toy-{arm}-{select}",
-                    model="tiny-random-llama", n_queries=1, precision="fp32", cutoff_len=256, **over)
-    return pe.train_setting(s, work, "cpu", lambda _line: None)
+    (work / "contexts").mkdir(parents=True)
+    for split, queries in (("pool", ids), ("q1s0", ["99"])):
+        (work / "contexts" / f"toy-cap2mol-bm25-{split}-k10.jsonl").write_text("".join(
+            json.dumps({"query_id": c, "task": "cap2mol", "retriever": "bm25", "scores": [1.0] * 3,
+                        "neighbors": [c, ids[(i + 1) % 24], ids[(i + 2) % 24]] if c in ids else ids[:3]}) + "\n"
+            for i, c in enumerate(queries)), encoding="utf-8")
+
+    def row(name: str, arm: str = "icmt", **over: Any) -> dict:
+        over = {"train.token_budget": 1_000, "train.val_rows": 4, "train.eval_every": 2, "generate.max_new_tokens": 8, **over}
+        return pe._setting(pe.PRESETS["quick"], group="select", dataset="toy", task="cap2mol", arm=arm, name=name,
+                           model="tiny-random-llama", n_queries=1, precision="fp32", cutoff_len=256, **over)
+    return work, out, row
 
 
 def test_val_bleu_selection_keeps_the_checkpoint_whose_validation_answers_scored_best(pe, tmp_path, monkeypatch):
@@ -416,31 +427,6 @@ def test_decoding_group_decodes_the_main_icmt_model_differently_and_trains_it_on
     by_bleu = [{**s, "train": {**s["train"], "select": "val_bleu"}} for s in (rows["greedy"], rows["icma"])]
     assert pe.training_hash(by_bleu[0]) != pe.training_hash(by_bleu[1])  # its validation answers are decoded too
 
-
-def _toy_trained_rows(pe, tmp_path, monkeypatch) -> tuple[Path, Path, Any]:
-    """A 24-molecule cap2mol pool, one query, its contexts, and a maker of trained rows (tiny random model)."""
-    import json
-
-    shared, work, out = tmp_path / "shared", tmp_path / "work", tmp_path / "out"
-    monkeypatch.setattr(pe, "SHARED", shared)
-    monkeypatch.setattr(pe, "DATASETS", {"toy": {"pool": "p.txt", "queries": "q.txt", "label": "toy"}})
-    monkeypatch.setattr(pe, "_CACHE", {})
-    pool = [(str(i + 1), smi, f"The molecule is toy compound number {i + 1} with smiles {smi}.") for i, smi in enumerate(_SMILES)]
-    _chebi_file(shared / "p.txt", pool)
-    _chebi_file(shared / "q.txt", [("99", "CCCCC", "The molecule is pentane.")])
-    ids = [c for c, _, _ in pool]
-    (work / "contexts").mkdir(parents=True)
-    for split, queries in (("pool", ids), ("q1s0", ["99"])):
-        (work / "contexts" / f"toy-cap2mol-bm25-{split}-k10.jsonl").write_text("".join(
-            json.dumps({"query_id": c, "task": "cap2mol", "retriever": "bm25", "scores": [1.0] * 3,
-                        "neighbors": [n for n in (c, ids[(i + 1) % 24], ids[(i + 2) % 24], ids[(i + 3) % 24]) if n != c][:3]}) + "\n"
-            for i, c in enumerate(queries)), encoding="utf-8")
-
-    def row(name: str, **over: Any) -> dict:
-        over = {"train.token_budget": 1_000, "train.val_rows": 4, "train.eval_every": 2, "generate.max_new_tokens": 8, **over}
-        return pe._setting(pe.PRESETS["quick"], group="decoding", dataset="toy", task="cap2mol", arm="icmt", name=name,
-                           model="tiny-random-llama", n_queries=1, precision="fp32", cutoff_len=256, **over)
-    return work, out, row
 
 
 def test_a_row_that_only_decodes_differently_reuses_the_stored_model(pe, tmp_path, monkeypatch):
