@@ -1094,8 +1094,10 @@ def _comparisons(rows: list[dict]) -> list[tuple[str, dict]]:
                 comps.append((f"{a['name']} − {b['name']}", paired_diff(a, b)))
     else:  # ablations: every trained row against the group's reference row (and its copy row): the random
         # retriever's for the retriever ablation ("better retrieval helps"), else the first by name (n1, reversal off)
-        # (a row keeping its checkpoint by validation loss, the default, before one keeping it by BLEU)
-        trained = sorted(by_arm.get("icmt", []), key=lambda r: (selection(r["setting"]) != "val_loss", r["name"]))
+        # (a row keeping its checkpoint by validation loss, the default, before one keeping it by BLEU; a LoRA row
+        # before a full fine-tune)
+        trained = sorted(by_arm.get("icmt", []), key=lambda r: (selection(r["setting"]) != "val_loss",
+                                                                 bool(r["setting"]["train"]["disable_lora"]), r["name"]))
         refs = [r for r in trained if r["setting"]["retriever"] == "random"] + trained[:1]
         for a in trained:
             if a is not refs[0]:

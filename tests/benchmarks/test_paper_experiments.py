@@ -478,6 +478,12 @@ def test_tuning_group_sets_lora_against_full_fine_tuning_of_the_same_row(pe):
     assert full["train"]["disable_lora"] is True and full["train"]["lr"] == pe.FULL_FINETUNE_LR < main["icmt"]["train"]["lr"]
     assert {**full, "train": {**full["train"], "disable_lora": False, "lr": main["icmt"]["train"]["lr"]},
             "group": "main", "name": main["icmt"]["name"]} == main["icmt"]
+    # in the paired differences the LoRA row (the main one) is the reference: "full - lora", whatever the names
+    n = 10
+    stats = {"bleu_counts": [[3, 4] * 4 + [4, 4]] * n, **{m: [0.5] * n for m in ("meteor", "rouge1", "rouge2", "rougeL")}}
+    labels = [label for label, _ in pe._comparisons([{"name": s["name"], "setting": s, "ids": list(range(n)), "row_stats": stats}
+                                                     for s in rows.values()])]
+    assert f"{full['name']} − {rows['lora']['name']}" in labels and f"{rows['lora']['name']} − {full['name']}" not in labels
 
 
 def test_full_fine_tuning_row_trains_every_weight_and_generates_from_the_saved_model(pe, tmp_path, monkeypatch):
