@@ -252,8 +252,11 @@ def build_settings(preset: dict, groups: list[str], tasks: list[str], datasets: 
         if "tuning" in groups:  # LoRA (the main ICMT row) against full fine-tuning, same tokens and copy row
             out.append(_setting(preset, group="tuning", dataset=ds, task=task, arm="copy", name=f"tuning-{base}-copy"))
             out.append(_setting(preset, group="tuning", dataset=ds, task=task, arm="icmt", name=f"tuning-{base}-lora"))
-            out.append(_setting(preset, group="tuning", dataset=ds, task=task, arm="icmt", name=f"tuning-{base}-full",
-                                **{"train.disable_lora": True, "train.lr": FULL_FINETUNE_LR}))
+            full = {"train.disable_lora": True, "train.lr": FULL_FINETUNE_LR}
+            out.append(_setting(preset, group="tuning", dataset=ds, task=task, arm="icmt", name=f"tuning-{base}-full", **full))
+            # the two changes that each helped mol2cap (full fine-tuning here, top-n selection in `strategy`) together
+            out.append(_setting(preset, group="tuning", dataset=ds, task=task, arm="icmt", name=f"tuning-{base}-full-top",
+                                strategy="top", **full))
     return out
 
 
@@ -1490,7 +1493,8 @@ files in `settings/`; do not edit by hand (prose lives in the script's `README_*
 - **tuning** tables: the main ICMT row (LoRA r 16 on every linear layer) against full fine-tuning of every
   weight (ICMA's `--disable_lora`, how its released Galactica-125M models were trained) at lr 1e-4
   (a fifth of LoRA's), same tokens, prompts and copy row. It asks whether LoRA's capacity is what
-  keeps a small model below its copy.
+  keeps a small model below its copy; `-full-top` adds plain top-n selection (the `strategy` group's best)
+  to the full fine-tune.
 - Both trained arms stop when the validation loss on a held-out slice of the pool (`val_rows`
   rows, seeded, never used for training nor as examples in training prompts) has not improved
   for `patience` evaluations, or when the token budget is spent; the adapter of the best

@@ -472,7 +472,8 @@ def test_tuning_group_sets_lora_against_full_fine_tuning_of_the_same_row(pe):
     p = pe.PRESETS["cpu-long"]
     main = {s["arm"]: s for s in pe.build_settings(p, ["main"], ["mol2cap"])}
     rows = {s["name"].removeprefix("tuning-chebi20-mol2cap-"): s for s in pe.build_settings(p, ["tuning"], ["mol2cap"])}
-    assert set(rows) == {"copy", "lora", "full"}
+    assert set(rows) == {"copy", "lora", "full", "full-top"}
+    assert {**rows["full-top"], "strategy": "code", "name": rows["full"]["name"]} == rows["full"]
     assert pe.setting_hash(rows["copy"]) == pe.setting_hash(main["copy"]) and pe.setting_hash(rows["lora"]) == pe.setting_hash(main["icmt"])
     full = rows["full"]
     assert full["train"]["disable_lora"] is True and full["train"]["lr"] == pe.FULL_FINETUNE_LR < main["icmt"]["train"]["lr"]
