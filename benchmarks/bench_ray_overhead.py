@@ -34,7 +34,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+BENCHMARKS = Path(__file__).resolve().parent
+PYTHONPATH = os.pathsep.join([str(ROOT), str(BENCHMARKS)])  # the children's and the Ray workers' imports
+sys.path.insert(0, str(BENCHMARKS))
+from _timing import machine_load, write_results  # noqa: E402
 
 
 def step_loop(model_name: str, contexts: str, steps: int, threads: int) -> dict:
@@ -88,7 +91,7 @@ def _ray_train(args: argparse.Namespace, loop_kwargs: dict | None) -> dict:
 
     from ray_icma.allocator import allocator_env
 
-    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(Path(__file__).resolve().parent)]), **allocator_env()}
+    env = {"PYTHONPATH": PYTHONPATH, **allocator_env()}
     ray.init(num_cpus=int(args.cpus), runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False)
     sleep_s = args.idle_s
 
@@ -158,17 +161,13 @@ def _spawn(args: argparse.Namespace, side: str, work: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", side, "--out", str(out), "--model", args.model,
            "--steps", str(args.steps), "--cpus", str(args.cpus), "--idle-s", str(args.idle_s)]
     cmd += ["--contexts", args.contexts] if args.contexts else []
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(Path(__file__).resolve().parent)]))
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH)
     if side == "process":  # the preload the product gives its Ray Train workers (raytrain: through the runtime env)
         env.update(allocator_env())
     proc = subprocess.run(cmd, env=env, cwd=str(work), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{side} failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return json.loads(out.read_text())
-
-
-def _load() -> str:
-    return Path("/proc/loadavg").read_text().strip()
 
 
 def main() -> int:
@@ -187,8 +186,7 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(_child(args), default=str))
         return 0
 
-    from _timing import write_results
-    from bench_cpu_fastpath import _contexts_and_prompts
+    from bench_cpu_fastpath import _contexts_and_prompts, _ratio_spread
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     lines: list[str] = []
@@ -197,7 +195,7 @@ def main() -> int:
         print(text, flush=True)
         lines.append(text)
 
-    report: dict = {"started": stamp, "args": vars(args), "load_before": _load()}
+    report: dict = {"started": stamp, "args": vars(args), "load_before": machine_load()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         reps = []
@@ -205,17 +203,15 @@ def main() -> int:
             args.contexts = _contexts_and_prompts(work, 1, 1, 8, 8)[0]
         for rep in range(args.reps):
             row = {side: _spawn(args, side, work) for side in ("process", "raytrain")}
-            row["ratio"] = row["raytrain"]["tokens_per_s"] / row["process"]["tokens_per_s"]
             reps.append(row)
             say(f"rep {rep}: process {row['process']['tokens_per_s']:.0f} tok/s ({row['process']['cpu_seconds']:.1f} CPU-s), "
                 f"Ray Train worker {row['raytrain']['tokens_per_s']:.0f} tok/s ({row['raytrain']['cpu_seconds']:.1f} CPU-s): "
-                f"{row['ratio']:.3f}x; load {_load()}")
+                f"{row['raytrain']['tokens_per_s'] / row['process']['tokens_per_s']:.3f}x; {machine_load()}")
         if reps:
-            ratios = [r["ratio"] for r in reps]
-            report["reps"] = reps
-            report["ratio"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
-            say(f"RAY TRAIN WORKER / PLAIN PROCESS tokens/s: median {statistics.median(ratios):.3f}x (min {min(ratios):.3f}, "
-                f"max {max(ratios):.3f}); process {statistics.median(r['process']['tokens_per_s'] for r in reps):.0f}, "
+            ratio = _ratio_spread([(r["process"]["tokens_per_s"], r["raytrain"]["tokens_per_s"]) for r in reps])  # raytrain / process
+            report["reps"], report["ratio"] = reps, ratio
+            say(f"RAY TRAIN WORKER / PLAIN PROCESS tokens/s: median {ratio['median']:.3f}x (min {ratio['min']:.3f}, "
+                f"max {ratio['max']:.3f}); process {statistics.median(r['process']['tokens_per_s'] for r in reps):.0f}, "
                 f"Ray Train {statistics.median(r['raytrain']['tokens_per_s'] for r in reps):.0f} tok/s (medians), "
                 f"{args.steps} steps, {reps[0]['process']['precision']}, {reps[0]['process']['threads']} threads")
         if args.idle_s > 0:
@@ -226,7 +222,7 @@ def main() -> int:
                 f"{sum(p['pct_of_one_core'] for p in ray_rows):.1f}% of one core in all ({len(ray_rows)} processes)")
             for p in ray_rows[:14]:
                 say(f"  {p['pct_of_one_core']:5.2f}%  {p['process']}")
-    report["load_after"] = _load()
+    report["load_after"] = machine_load()
     say(f"load before {report['load_before']}, after {report['load_after']}")
     out = Path(args.out_dir) / f"ray_overhead_{stamp}.json"
     write_results(out, report, "\n".join(lines))

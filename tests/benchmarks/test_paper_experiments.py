@@ -255,7 +255,7 @@ def _toy_trained_rows(pe, tmp_path, monkeypatch) -> tuple[Path, Path, Any]:
     for split, queries in (("pool", ids), ("q1s0", ["99"])):
         (work / "contexts" / f"toy-cap2mol-bm25-{split}-k10.jsonl").write_text("".join(
             json.dumps({"query_id": c, "task": "cap2mol", "retriever": "bm25", "scores": [1.0] * 3,
-                        "neighbors": [c, ids[(i + 1) % 24], ids[(i + 2) % 24]] if c in ids else ids[:3]}) + "\n"
+                        "neighbors": [c, ids[(i + 1) % len(ids)], ids[(i + 2) % len(ids)]] if c in ids else ids[:3]}) + "\n"
             for i, c in enumerate(queries)), encoding="utf-8")
 
     def row(name: str, arm: str = "icmt", **over: Any) -> dict:
@@ -428,7 +428,6 @@ def test_decoding_group_decodes_the_main_icmt_model_differently_and_trains_it_on
     assert pe.training_hash(by_bleu[0]) != pe.training_hash(by_bleu[1])  # its validation answers are decoded too
 
 
-
 def test_a_row_that_only_decodes_differently_reuses_the_stored_model(pe, tmp_path, monkeypatch):
     """The second row is generated from the first row's adapter, not trained again; a model stored before training
     hashes were kept is found through its row's result; a row whose training differs is trained."""
@@ -492,8 +491,9 @@ def test_full_fine_tuning_row_trains_every_weight_and_generates_from_the_saved_m
     from ray_icma.models import load_causal_lm
 
     work, out, row = _toy_trained_rows(pe, tmp_path, monkeypatch)
-    got = pe.produce_setting(row("toy-full", **{"train.disable_lora": True}), work, out, "cpu", lambda _line: None)
-    stored = pe.find_trained(row("toy-full", **{"train.disable_lora": True}), work, out)[0]
+    full = row("toy-full", **{"train.disable_lora": True})
+    got = pe.produce_setting(full, work, out, "cpu", lambda _line: None)
+    stored = pe.find_trained(full, work, out)[0]
     assert stored["adapter_dir"] is None and (Path(stored["model_dir"]) / "config.json").is_file()
     trained, _ = load_causal_lm(stored["model_dir"], torch_dtype="float32")
     base, _ = load_causal_lm("tiny-random-llama", torch_dtype="float32")
