@@ -3,6 +3,7 @@
 setting name under another preset must not overwrite this one's result)."""
 from __future__ import annotations
 
+import copy
 import importlib.util
 import sys
 from pathlib import Path
@@ -484,6 +485,32 @@ def test_tuning_group_sets_lora_against_full_fine_tuning_of_the_same_row(pe):
     labels = [label for label, _ in pe._comparisons([{"name": s["name"], "setting": s, "ids": list(range(n)), "row_stats": stats}
                                                      for s in rows.values()])]
     assert f"{full['name']} − {rows['lora']['name']}" in labels and f"{rows['lora']['name']} − {full['name']}" not in labels
+
+
+@pytest.mark.parametrize("task", ["mol2cap", "cap2mol"])
+def test_combined_group_is_the_main_row_with_each_tasks_helping_levers_and_the_main_row_as_reference(pe, task):
+    p = pe.PRESETS["cpu-long"]
+    main = {s["arm"]: s for s in pe.build_settings(p, ["main"], [task])}
+    rows = {s["name"].removeprefix(f"combined-chebi20-{task}-"): s for s in pe.build_settings(p, ["combined"], [task])}
+    tag, over = pe.COMBINED[task]
+    assert set(rows) == {"copy", "main", tag}
+    assert pe.setting_hash(rows["copy"]) == pe.setting_hash(main["copy"]) and pe.setting_hash(rows["main"]) == pe.setting_hash(main["icmt"])
+    combined, undone = rows[tag], copy.deepcopy(rows[tag])
+    for key in over:  # undo each lever: what is left is the main row
+        if key.startswith("train."):
+            undone["train"][key[6:]] = main["icmt"]["train"].get(key[6:])
+        else:
+            undone[key] = main["icmt"][key]
+    undone["train"] = {k: v for k, v in undone["train"].items() if v is not None}
+    assert {**undone, "group": "main", "name": main["icmt"]["name"]} == main["icmt"]
+    assert combined["model"] == "gemma3-270m" and combined["strategy"] == "top"
+    assert combined["train"]["disable_lora"] is (task == "mol2cap") and pe.selection(combined) == ("val_bleu" if task == "cap2mol" else "val_loss")
+    n = 10
+    stats = {"bleu_counts": [[3, 4] * 4 + [4, 4]] * n, **{m: [0.5] * n for m in ("meteor", "rouge1", "rouge2", "rougeL",
+                                                                                 "morgan_fts", "maccs_fts", "rdk_fts", "exact", "validity", "levenshtein")}}
+    labels = [label for label, _ in pe._comparisons([{"name": s["name"], "setting": s, "ids": list(range(n)), "row_stats": stats}
+                                                     for s in rows.values()])]
+    assert f"{combined['name']} − {rows['main']['name']}" in labels
 
 
 def test_full_fine_tuning_row_trains_every_weight_and_generates_from_the_saved_model(pe, tmp_path, monkeypatch):
