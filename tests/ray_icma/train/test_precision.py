@@ -103,7 +103,7 @@ def test_frozen_lora_base_weights_stored_in_bf16_give_the_same_loss_and_gradient
 
 
 def test_fast_lora_dropout_keeps_dropouts_probability_scale_and_seed():
-    """CpuFastDropout: drop rate p (to 1/32768), kept values scaled by 1/(1-p), repeatable under a seed,
+    """CpuFastDropout: drop rate p (to 1/65536), kept values scaled by 1/(1-p), repeatable under a seed,
     gradients through the same mask, identity in eval mode; apply_lora installs it in every adapter."""
     from ray_icma.models import apply_lora, lora_config, tiny_random_llama
     from ray_icma.models.dropout import CpuFastDropout
@@ -117,6 +117,7 @@ def test_fast_lora_dropout_keeps_dropouts_probability_scale_and_seed():
     assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.9))
     y.sum().backward()
     assert torch.equal(x.grad, y.detach())  # d(sum)/dx = mask / (1 - p): the same mask
+    assert not torch.equal(drop(x), y)  # the next call draws a new mask
     torch.manual_seed(3)
     assert torch.equal(drop(x), y)
     assert torch.equal(drop.eval()(x), x)
