@@ -86,7 +86,10 @@ class RunSection(_Section):
     keep_checkpoints: int | None = Field(2, gt=0, description="checkpoints kept in storage (null: all)")
     max_failures: int = Field(0, ge=-1, description="worker failures tolerated, resuming from the last checkpoint")
     resume_from: str | None = Field(None, description="checkpoint dir to start from (else the run dir's latest)")
-    log_every: int = Field(1, gt=0, description="report metrics every N optimizer steps")
+    log_every: int = Field(10, gt=0, description=(
+        "report metrics to Ray Train every N optimizer steps (and at every checkpoint). Each report is a barrier "
+        "across the workers and a one-slot queue the controller drains every 2 s; rank 0 prints every step and "
+        "loss.csv keeps every step either way"))
     merge: bool = Field(False, description="also export a merged (base + adapter) model")
 
 
