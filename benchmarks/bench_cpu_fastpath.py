@@ -90,7 +90,7 @@ def train_inproc(args: argparse.Namespace, ctx: str, say) -> dict:
     random pairs are padded to the longer one, fp32, ``nn.Dropout`` in the adapters. Fast step: rows
     tokenized once, length-bucketed batches, bf16 autocast where native, ``CpuFastDropout``, the loss
     from the answer positions' logits only (one model serves both sides, so its frozen weights stay
-    fp32 here: ``store_frozen_linears`` is measured only in the Ray Train part). Same model (SmolLM2-135M + LoRA r 8), same rows, same
+    fp32 here: ``store_frozen_weights`` is measured only in the Ray Train part). Same model (SmolLM2-135M + LoRA r 8), same rows, same
     number of steps. Ray Data's per-epoch start-up, which today's path also paid inside its loop,
     is not in here, so this understates the end-to-end gain. tokens/s = non-padding tokens / wall
     seconds of the steps; tokens/CPU-s uses this process's CPU time (fairer on shared cores).

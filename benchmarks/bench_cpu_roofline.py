@@ -81,14 +81,14 @@ def profile_steps(torch, steps: int, seq: int) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     from ray_icma.models import apply_lora, load_causal_lm, lora_config
-    from ray_icma.precision import autocast, store_frozen_linears
+    from ray_icma.precision import autocast, store_frozen_weights
     from ray_icma.train.loss import causal_lm_loss
 
     torch.manual_seed(0)
     model, _ = load_causal_lm("smollm2-135m", torch_dtype="float32")
     model.config.use_cache = False
     model = apply_lora(model, lora_config(r=8, alpha=16, dropout=0.1, model=model)).train()
-    store_frozen_linears(model, "bf16")
+    store_frozen_weights(model, "bf16")
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4)
     ids = torch.randint(100, 40000, (2, seq), generator=torch.Generator().manual_seed(0))
     labels = ids.clone()
@@ -122,7 +122,7 @@ def profile_steps(torch, steps: int, seq: int) -> dict:
 
 def gemm_gflops(torch, m: int, k: int, n: int, precision: str, reps: int, inner: int) -> list[float]:
     """GFLOP/s of ``inner`` linear layers (m x k input, n x k weight) per repetition, under the training path's
-    autocast for ``precision``; bf16 weights are stored bf16 as on the fast path (precision.store_frozen_linears)."""
+    autocast for ``precision``; bf16 weights are stored bf16 as on the fast path (precision.store_frozen_weights)."""
     from ray_icma.precision import autocast, model_dtype
 
     a = torch.randn(m, k)

@@ -2,7 +2,7 @@
 
 The fast path's training step loop, the same in both sides: SmolLM2-135M + LoRA r 8, the 2-shot mol2cap rows of
 the 300-row test pool with Morgan contexts (bench_cpu_fastpath's rows), cutoff 512, micro-batch 2, length
-buckets, bf16 autocast where native with the frozen base weights stored in bf16, the adapters' CpuFastDropout,
+buckets, bf16 autocast where native with the frozen weights stored in bf16, the adapters' CpuFastDropout,
 logits of the answer positions only, AdamW, gradient clipping; ``--steps`` steps, ``--cpus`` torch threads.
 
 - process: the loop in a plain Python child process, the allocator preloaded as the product preloads it into
@@ -46,7 +46,7 @@ def step_loop(model_name: str, contexts: str, steps: int, threads: int) -> dict:
 
     from bench_cpu_fastpath import POOL
     from ray_icma.models import apply_lora, load_causal_lm, load_tokenizer, lora_config
-    from ray_icma.precision import autocast, resolve_precision, store_frozen_linears
+    from ray_icma.precision import autocast, resolve_precision, store_frozen_weights
     from ray_icma.train import build_train_rows, global_batches, load_train_config, tokenize_rows
     from ray_icma.train.collate import rank_micro_batch
     from ray_icma.train.loss import causal_lm_loss
@@ -63,7 +63,7 @@ def step_loop(model_name: str, contexts: str, steps: int, threads: int) -> dict:
     model, _ = load_causal_lm(model_name, torch_dtype="float32")
     model.config.use_cache = False
     model = apply_lora(model, lora_config(r=8, alpha=16, dropout=0.1, model=model)).train()
-    store_frozen_linears(model, precision)
+    store_frozen_weights(model, precision)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=5e-4)
     tokens, started, cpu0 = 0, time.perf_counter(), time.process_time()

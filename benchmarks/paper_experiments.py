@@ -508,7 +508,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
     import torch
 
     from ray_icma.models import apply_lora, load_causal_lm, lora_config
-    from ray_icma.precision import store_frozen_linears
+    from ray_icma.precision import store_frozen_weights
     from ray_icma.train.collate import pad_batch
     from ray_icma.train.loss import causal_lm_loss
 
@@ -536,7 +536,7 @@ def train_setting(s: dict, work: Path, device: str, say) -> dict:
             peft_cfg.base_model_name_or_path = spec
     model.to(device)
     precision = _precision(s, device)
-    store_frozen_linears(model, precision)  # frozen LoRA base weights in the autocast dtype (no per-step casts)
+    store_frozen_weights(model, precision)  # frozen weights stored in the autocast dtype (no per-step casts)
     cutoff = s["cutoff_len"]
     tok_cache: dict[int, tuple[list[int], list[int]]] = {}
 

@@ -212,7 +212,7 @@ def train_loop_per_worker(config: dict) -> None:
     from ray_icma.allocator import loaded_allocator
     from ray_icma.models import apply_lora, load_causal_lm, lora_config
     from ray_icma.precision import autocast as precision_autocast
-    from ray_icma.precision import describe, store_frozen_linears
+    from ray_icma.precision import describe, store_frozen_weights
     from ray_icma.train.collate import PackedRows, global_batches, rank_micro_batch
 
     cfg, num_rows = config["train"], config["num_rows"]
@@ -244,8 +244,8 @@ def train_loop_per_worker(config: dict) -> None:
         for peft_cfg in model.peft_config.values():  # the real model id (ray-icma maps it back offline)
             peft_cfg.base_model_name_or_path = config["base_model_id"]
     model.train()
-    if cfg["strategy"] != "deepspeed":  # DDP: frozen LoRA base weights in the autocast dtype (no per-step casts);
-        store_frozen_linears(model, precision)  # DeepSpeed keeps one dtype per model (its ZeRO partitioning)
+    if cfg["strategy"] != "deepspeed":  # DDP: frozen weights stored in the autocast dtype (no per-step casts);
+        store_frozen_weights(model, precision)  # DeepSpeed keeps one dtype per model (its ZeRO partitioning)
     autocast = (lambda: contextlib.nullcontext()) if ds_bf16 else (lambda: precision_autocast(precision, device_type))
     if rank == 0:
         print(f"[ray-icma] {describe(precision, device_type)}; allocator {loaded_allocator()}; "

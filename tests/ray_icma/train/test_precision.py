@@ -69,11 +69,12 @@ def test_bf16_cuda_loss_is_close_to_fp32_cpu():
     assert "cuda" in probe_kernels("bf16", "cuda")["kernel"]
 
 
-def test_frozen_lora_base_weights_stored_in_bf16_give_the_same_loss_and_gradients():
-    """store_frozen_linears: the bf16 autocast loss and the adapters' gradients are the ones autocast gave
-    with fp32-stored base weights; only frozen base linears change dtype (adapters, norms, embeddings fp32)."""
+def test_frozen_weights_stored_in_bf16_keep_loss_and_gradients_and_the_adapters_fp32():
+    """store_frozen_weights: every frozen weight (base linears, embeddings, norms) bf16, the adapters fp32 and
+    their gradients fp32, peft's input cast off (bf16 activations reach the adapters); the bf16-autocast loss
+    and adapter gradients stay those of fp32-stored weights up to bf16 rounding of the residual stream."""
     from ray_icma.models import apply_lora, lora_config, tiny_random_llama
-    from ray_icma.precision import store_frozen_linears
+    from ray_icma.precision import store_frozen_weights
 
     def loss_and_grads(convert: bool):
         torch.manual_seed(0)
@@ -82,7 +83,7 @@ def test_frozen_lora_base_weights_stored_in_bf16_give_the_same_loss_and_gradient
         for name, p in model.named_parameters():  # non-zero adapters, so lora_B's input matters too
             if "lora_B" in name:
                 torch.nn.init.normal_(p, std=0.02)
-        converted = store_frozen_linears(model, "bf16") if convert else 0
+        converted = store_frozen_weights(model, "bf16") if convert else 0
         ids = torch.randint(3, 200, (2, 24))
         with autocast("bf16", "cpu"):
             loss = model(input_ids=ids, labels=ids).loss
@@ -92,14 +93,20 @@ def test_frozen_lora_base_weights_stored_in_bf16_give_the_same_loss_and_gradient
 
     _, _, loss_fp32_store, grads_fp32_store = loss_and_grads(False)
     model, converted, loss_bf16_store, grads_bf16_store = loss_and_grads(True)
-    assert converted == sum(1 for m in model.modules() if hasattr(m, "lora_A")) > 0
-    assert loss_bf16_store == loss_fp32_store
-    for name, grad in grads_fp32_store.items():
-        assert torch.equal(grad, grads_bf16_store[name]), name
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert converted == len(frozen) > 0
     dtypes = {n: p.dtype for n, p in model.named_parameters()}
-    assert all(d == torch.float32 for n, d in dtypes.items() if "lora_" in n or "norm" in n or "embed" in n)
-    assert all(d == torch.bfloat16 for n, d in dtypes.items() if "base_layer" in n)
-    assert store_frozen_linears(model, "fp32") == 0
+    assert all(dtypes[n] == torch.bfloat16 for n in frozen)
+    assert any("norm" in n for n in frozen) and any("embed" in n for n in frozen)
+    assert all(d == torch.float32 for n, d in dtypes.items() if "lora_" in n)
+    layers = [m for m in model.modules() if hasattr(m, "lora_A")]
+    assert layers and not any(m.cast_input_dtype_enabled for m in layers)
+    assert loss_bf16_store == pytest.approx(loss_fp32_store, rel=1e-2)
+    for name, grad in grads_fp32_store.items():
+        other = grads_bf16_store[name]
+        assert other.dtype == torch.float32, name
+        assert torch.nn.functional.cosine_similarity(grad.flatten(), other.flatten(), dim=0) > 0.98, name
+    assert store_frozen_weights(model, "fp32") == 0
 
 
 def test_fast_lora_dropout_keeps_dropouts_probability_scale_and_seed():
