@@ -6,13 +6,13 @@ one Mersenne-Twister draw per element: profiled on this repository's 2-core box,
 23% of a bf16 LoRA training step. Here the mask's bits come from numpy's SFC64 generator
 (``random_raw``: 64 bits per draw, read as four 16-bit uniforms, no float conversion), seeded for
 every call from torch's default generator, so ``torch.manual_seed`` makes the masks repeatable. The
-first version (a 31-bit Mersenne-Twister draw for two 15-bit uniforms, masked and compared, and the
-output as ``x * keep * scale``: two multiplications forward and two backward with a bool operand)
-took 14.2-14.8 ms per SmolLM2 decoder layer (7 adapters, 2 x 450 tokens, forward + backward, 2
-threads); this one 10.3-10.5 ms (the mask in ``x``'s dtype with the scale folded in: one
-multiplication each way). The drop probability is ``round(p * 65536) / 65536`` (p 0.1 ->
-0.1000061; off by less than 7.7e-6 for any p), kept values are scaled by ``1 / (1 - p)`` in the
-input's dtype, as ``nn.Dropout`` does. Off the CPU, in eval mode, at p 0 or p 1 it is exactly
+first version drew a 31-bit Mersenne-Twister number for two 15-bit uniforms, masked and compared
+them, and returned ``x * keep * scale``: two multiplications forward and two backward, one with a
+bool operand. This one builds the mask in ``x``'s dtype with the scale folded in: one multiplication
+each way (what that buys a training step: ``benchmarks/README.md``, the runs of 2026-12-05 10:20
+UTC). The drop probability is ``round(p * 65536) / 65536`` (p 0.1 -> 0.1000061; off by less than
+7.7e-6 for any p), kept values are scaled by ``1 / (1 - p)`` in the input's dtype, as
+``nn.Dropout`` does. Off the CPU, in eval mode, at p 0 or p 1 it is exactly
 ``nn.Dropout``.
 """
 from __future__ import annotations
