@@ -492,19 +492,22 @@ def test_combined_group_is_the_main_row_with_each_tasks_helping_levers_and_the_m
     p = pe.PRESETS["cpu-long"]
     main = {s["arm"]: s for s in pe.build_settings(p, ["main"], [task])}
     rows = {s["name"].removeprefix(f"combined-chebi20-{task}-"): s for s in pe.build_settings(p, ["combined"], [task])}
-    tag, over = pe.COMBINED[task]
-    assert set(rows) == {"copy", "main", tag}
+    assert set(rows) == {"copy", "main", *(tag for tag, _ in pe.COMBINED[task])}
     assert pe.setting_hash(rows["copy"]) == pe.setting_hash(main["copy"]) and pe.setting_hash(rows["main"]) == pe.setting_hash(main["icmt"])
-    combined, undone = rows[tag], copy.deepcopy(rows[tag])
-    for key in over:  # undo each lever: what is left is the main row
-        if key.startswith("train."):
-            undone["train"][key[6:]] = main["icmt"]["train"].get(key[6:])
-        else:
-            undone[key] = main["icmt"][key]
-    undone["train"] = {k: v for k, v in undone["train"].items() if v is not None}
-    assert {**undone, "group": "main", "name": main["icmt"]["name"]} == main["icmt"]
-    assert combined["model"] == "gemma3-270m" and combined["strategy"] == "top"
-    assert combined["train"]["disable_lora"] is (task == "mol2cap") and pe.selection(combined) == ("val_bleu" if task == "cap2mol" else "val_loss")
+    for tag, over in pe.COMBINED[task]:
+        combined, undone = rows[tag], copy.deepcopy(rows[tag])
+        for key in over:  # undo each lever: what is left is the main row
+            if key.startswith("train."):
+                undone["train"][key[6:]] = main["icmt"]["train"].get(key[6:])
+            else:
+                undone[key] = main["icmt"][key]
+        undone["train"] = {k: v for k, v in undone["train"].items() if v is not None}
+        assert {**undone, "group": "main", "name": main["icmt"]["name"]} == main["icmt"]
+        assert combined["model"] == "gemma3-270m" and combined["strategy"] == "top"
+    full = rows["gemma-full-top"] if task == "mol2cap" else None
+    assert full is None or (full["train"]["disable_lora"] is True and not rows["gemma-top"]["train"]["disable_lora"])
+    assert task == "mol2cap" or pe.selection(rows["gemma-top-val-bleu"]) == "val_bleu"
+    combined = rows[pe.COMBINED[task][0][0]]
     n = 10
     stats = {"bleu_counts": [[3, 4] * 4 + [4, 4]] * n, **{m: [0.5] * n for m in ("meteor", "rouge1", "rouge2", "rougeL",
                                                                                  "morgan_fts", "maccs_fts", "rdk_fts", "exact", "validity", "levenshtein")}}
